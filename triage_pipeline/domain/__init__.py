@@ -1,0 +1,1 @@
+"""Pure domain: entities, state rules, exceptions and gateway Protocols. No framework imports."""

@@ -1,0 +1,84 @@
+"""Domain exceptions: every broken rule raises one of these."""
+
+
+class DomainError(Exception):
+    """Base class of every domain rule violation."""
+
+    code = "domain_error"
+
+
+class InvalidTransition(DomainError):
+    """An entity was asked to move to a state its rules do not allow from where it is."""
+
+    code = "invalid_transition"
+
+    def __init__(self, entity: str, current: str, target: str) -> None:
+        super().__init__(f"{entity} cannot go from {current} to {target}")
+        self.entity = entity
+        self.current = current
+        self.target = target
+
+
+class AttemptsExhausted(DomainError):
+    """A triage job has used every attempt it is allowed."""
+
+    code = "attempts_exhausted"
+
+    def __init__(self, job_id: object, attempts: int) -> None:
+        super().__init__(f"triage job {job_id} has used all {attempts} attempts")
+        self.job_id = job_id
+        self.attempts = attempts
+
+
+class NotFound(DomainError):
+    """A referenced entity does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+
+    def __init__(self, entity: str, entity_id: object) -> None:
+        super().__init__(f"{entity} {entity_id} not found")
+        self.entity = entity
+        self.entity_id = entity_id
+
+
+class DuplicateTicket(DomainError):
+    """A ticket with the same (owner, external_id) already exists."""
+
+    code = "duplicate_ticket"
+
+    def __init__(self, owner_id: object, external_id: str, existing_id: object) -> None:
+        super().__init__(f"ticket {external_id!r} of owner {owner_id} already exists as {existing_id}")
+        self.owner_id = owner_id
+        self.external_id = external_id
+        self.existing_id = existing_id
+
+
+class BatchNotFinished(DomainError):
+    """A batch was asked to finish while some of its items are still open."""
+
+    code = "batch_not_finished"
+
+    def __init__(self, batch_id: object, open_items: int) -> None:
+        super().__init__(f"batch {batch_id} still has {open_items} open item(s)")
+        self.batch_id = batch_id
+        self.open_items = open_items
+
+
+class NoActivePrompt(DomainError):
+    """No prompt version is active under the requested name."""
+
+    code = "no_active_prompt"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active prompt named {name!r}")
+        self.name = name
+
+
+class InvalidCursor(DomainError):
+    """A pagination cursor is malformed or was not issued by this service."""
+
+    code = "invalid_cursor"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"invalid pagination cursor {cursor[:80]!r}")
+        self.cursor = cursor

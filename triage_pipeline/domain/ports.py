@@ -1,0 +1,277 @@
+"""Gateway Protocols: what the application needs from the outside world."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.owner import Owner
+from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
+from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
+from triage_pipeline.domain.ticket import Ticket
+from triage_pipeline.domain.triage_answer import TriageAnswer
+from triage_pipeline.domain.triage_job import TriageJob
+from triage_pipeline.domain.triage_job_log import TriageJobLog
+
+
+class Clock(Protocol):
+    """Tells the time (timezone-aware, UTC)."""
+
+    def now(self) -> datetime:
+        """The current instant."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LlmAnswer:
+    """A validated answer with what the call cost."""
+
+    answer: TriageAnswer
+    raw_output: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_duration_ms: int | None
+
+
+class LlmGateway(Protocol):
+    """Turns a rendered prompt into a validated answer or raises an `LlmError`."""
+
+    @property
+    def model(self) -> str:
+        """The model name the gateway asks for."""
+        ...
+
+    def triage(self, prompt: RenderedPrompt) -> LlmAnswer:
+        """Ask the model; raise a classified `LlmError` when no valid answer comes back."""
+        ...
+
+
+class OwnerRepository(Protocol):
+    """Owners by id."""
+
+    def add(self, owner: Owner) -> None:
+        """Store a new owner."""
+        ...
+
+    def get(self, owner_id: UUID) -> Owner | None:
+        """The owner, or None."""
+        ...
+
+    def existing_ids(self, owner_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these owner ids exist."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    """One page of tickets and the cursor of the next page, if any."""
+
+    items: Sequence[Ticket]
+    next_cursor: str | None
+
+
+class TicketRepository(Protocol):
+    """Tickets, with bulk insertion that reports duplicates."""
+
+    def add(self, ticket: Ticket) -> None:
+        """Store a new ticket (raises DuplicateTicket on a taken (owner, external_id))."""
+        ...
+
+    def add_many_new(self, tickets: Sequence[Ticket]) -> dict[tuple[UUID, str], UUID]:
+        """Insert those not already there; return the ids of those that already existed."""
+        ...
+
+    def get(self, ticket_id: UUID) -> Ticket | None:
+        """The ticket, or None."""
+        ...
+
+    def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None:
+        """The ticket of this owner with this external id, or None."""
+        ...
+
+    def update(self, ticket: Ticket) -> None:
+        """Save a changed ticket."""
+        ...
+
+    def list(
+        self,
+        *,
+        status: TicketStatus | None,
+        owner_id: UUID | None,
+        limit: int,
+        cursor: str | None,
+    ) -> TicketPage:
+        """Tickets newest first, filtered, one page at a time."""
+        ...
+
+
+class TriageJobRepository(Protocol):
+    """Triage jobs, and the atomic claim of eligible ones for a batch."""
+
+    def add(self, job: TriageJob) -> None:
+        """Store a new job."""
+        ...
+
+    def add_many(self, jobs: Sequence[TriageJob]) -> None:
+        """Store many new jobs at once."""
+        ...
+
+    def get(self, job_id: UUID, *, for_update: bool = False) -> TriageJob | None:
+        """The job, or None; `for_update` locks its row until the transaction ends."""
+        ...
+
+    def update(self, job: TriageJob) -> None:
+        """Save a changed job."""
+        ...
+
+    def claim_eligible(self, batch_id: UUID, limit: int) -> list[TriageJob]:
+        """Atomically take up to `limit` eligible jobs for the batch; concurrent claims never overlap."""
+        ...
+
+    def release_batch(self, batch_id: UUID) -> None:
+        """Let the jobs held by a finished batch be claimed again."""
+        ...
+
+    def count_eligible(self) -> int:
+        """How many jobs a new batch could take now."""
+        ...
+
+    def oldest_eligible_created_at(self) -> datetime | None:
+        """When the oldest eligible job was created, or None."""
+        ...
+
+    def find_expired_leases(self, now: datetime, lease: timedelta) -> list[TriageJob]:
+        """RUNNING jobs whose lease has run out."""
+        ...
+
+    def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
+        """The ticket's newest job."""
+        ...
+
+
+class BatchRepository(Protocol):
+    """Batches and their items."""
+
+    def add(self, batch: TriageJobBatch) -> None:
+        """Store a new batch (before its jobs are claimed for it)."""
+        ...
+
+    def add_items(self, items: Sequence[TriageJobBatchItem]) -> None:
+        """Store the items of a batch."""
+        ...
+
+    def get(self, batch_id: UUID, *, for_update: bool = False) -> TriageJobBatch | None:
+        """The batch, or None."""
+        ...
+
+    def update(self, batch: TriageJobBatch) -> None:
+        """Save a changed batch."""
+        ...
+
+    def items(self, batch_id: UUID) -> list[TriageJobBatchItem]:
+        """Every item of the batch."""
+        ...
+
+    def set_item_status(self, batch_id: UUID, job_id: UUID, status: TriageJobStatus, now: datetime) -> None:
+        """Make the batch's item of this job follow the job's status."""
+        ...
+
+    def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
+        """How many items are in each status."""
+        ...
+
+    def running(self) -> list[TriageJobBatch]:
+        """Every batch still RUNNING."""
+        ...
+
+    def batch_of_running_job(self, job_id: UUID) -> UUID | None:
+        """The RUNNING batch that holds this job, if any."""
+        ...
+
+
+class PromptRepository(Protocol):
+    """Prompt versions."""
+
+    def add(self, prompt: Prompt) -> None:
+        """Store a new version."""
+        ...
+
+    def get(self, prompt_id: UUID) -> Prompt | None:
+        """A version by id."""
+        ...
+
+    def active(self, name: str) -> Prompt | None:
+        """The active version of this name."""
+        ...
+
+    def by_version(self, name: str, version: int) -> Prompt | None:
+        """A version by number."""
+        ...
+
+    def versions(self, name: str) -> list[Prompt]:
+        """Every version of this name, oldest first."""
+        ...
+
+    def next_version(self, name: str) -> int:
+        """The number the next version of this name will take."""
+        ...
+
+    def activate(self, name: str, version: int) -> None:
+        """Make this version the only active one of its name, atomically."""
+        ...
+
+
+class TriageJobLogRepository(Protocol):
+    """The audit trail of attempts."""
+
+    def add(self, log: TriageJobLog) -> None:
+        """Store one attempt's record."""
+        ...
+
+    def for_ticket(self, ticket_id: UUID) -> list[TriageJobLog]:
+        """Every attempt at this ticket, oldest first."""
+        ...
+
+    def for_batch(self, batch_id: UUID) -> list[TriageJobLog]:
+        """Every attempt made inside this batch."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository: commit or roll back together."""
+
+    owners: OwnerRepository
+    tickets: TicketRepository
+    jobs: TriageJobRepository
+    batches: BatchRepository
+    prompts: PromptRepository
+    logs: TriageJobLogRepository
+
+    def __enter__(self) -> Self:
+        """Begin."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed."""
+        ...
+
+    def commit(self) -> None:
+        """Make the work durable."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Makes a fresh unit of work per use."""
+
+    def __call__(self) -> UnitOfWork:
+        """A new unit of work."""
+        ...

@@ -1,0 +1,46 @@
+"""The Ticket entity and its state rules."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+from triage_pipeline.domain.exceptions import InvalidTransition
+from triage_pipeline.domain.statuses import TicketStatus
+from triage_pipeline.domain.triage_answer import TriageAnswer
+
+TITLE_MAX_LENGTH = 300
+DESCRIPTION_MAX_LENGTH = 20_000
+EXTERNAL_ID_MAX_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A support ticket; it keeps the latest triage answer once there is one."""
+
+    id: UUID
+    owner_id: UUID
+    external_id: str
+    title: str
+    description: str
+    status: TicketStatus
+    created_at: datetime
+    updated_at: datetime
+    answer: TriageAnswer | None = None
+
+    def start_triage(self, now: datetime) -> "Ticket":
+        """PENDING (first attempt) or FAILED (a retry) -> ON_TRIAGE."""
+        if self.status not in (TicketStatus.PENDING, TicketStatus.FAILED):
+            raise InvalidTransition("ticket", self.status, TicketStatus.ON_TRIAGE)
+        return replace(self, status=TicketStatus.ON_TRIAGE, updated_at=now)
+
+    def complete(self, answer: TriageAnswer, now: datetime) -> "Ticket":
+        """ON_TRIAGE -> COMPLETED, keeping the answer."""
+        if self.status is not TicketStatus.ON_TRIAGE:
+            raise InvalidTransition("ticket", self.status, TicketStatus.COMPLETED)
+        return replace(self, status=TicketStatus.COMPLETED, answer=answer, updated_at=now)
+
+    def fail(self, now: datetime) -> "Ticket":
+        """ON_TRIAGE -> FAILED; a later retry of its job moves it back to ON_TRIAGE."""
+        if self.status is not TicketStatus.ON_TRIAGE:
+            raise InvalidTransition("ticket", self.status, TicketStatus.FAILED)
+        return replace(self, status=TicketStatus.FAILED, updated_at=now)

@@ -1,0 +1,187 @@
+"""SQLAlchemy 2 typed ORM models: the tables, as the Alembic migrations create them."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so constraint names are stable across migrations."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamped:
+    """created_at / updated_at columns (timestamptz)."""
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OwnerRow(Timestamped, Base):
+    """Table `owners`."""
+
+    __tablename__ = "owners"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class TicketRow(Timestamped, Base):
+    """Table `tickets`."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "external_id", name="uq_tickets_owner_external_id"),
+        CheckConstraint("status IN ('PENDING','ON_TRIAGE','COMPLETED','FAILED')", name="status"),
+        Index("ix_tickets_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_tickets_status_created", "status", "created_at", "id"),
+        Index("ix_tickets_created", "created_at", "id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[UUID] = mapped_column(ForeignKey("owners.id", ondelete="RESTRICT"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    triage_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class TriageJobRow(Timestamped, Base):
+    """Table `triage_jobs`; `batch_id` is the RUNNING batch holding the job, if any."""
+
+    __tablename__ = "triage_jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING','RUNNING','DONE','FAILED')", name="status"),
+        CheckConstraint("attempts >= 0 AND attempts <= 3", name="attempts"),
+        Index(
+            "ix_triage_jobs_eligible",
+            "created_at",
+            postgresql_where=text("batch_id IS NULL AND (status = 'PENDING' OR (status = 'FAILED' AND attempts < 3))"),
+        ),
+        Index("ix_triage_jobs_running", "started_at", postgresql_where=text("status = 'RUNNING'")),
+        Index("ix_triage_jobs_ticket", "ticket_id"),
+        Index("ix_triage_jobs_batch", "batch_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("triage_job_batches.id", ondelete="SET NULL"))
+
+
+class TriageJobBatchRow(Timestamped, Base):
+    """Table `triage_job_batches`."""
+
+    __tablename__ = "triage_job_batches"
+    __table_args__ = (
+        CheckConstraint("status IN ('RUNNING','DONE')", name="status"),
+        Index("ix_triage_job_batches_running", "created_at", postgresql_where=text("status = 'RUNNING'")),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    total_items: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TriageJobBatchItemRow(Timestamped, Base):
+    """Table `triage_job_batch_items`."""
+
+    __tablename__ = "triage_job_batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "job_id", name="uq_triage_job_batch_items_batch_job"),
+        CheckConstraint("status IN ('PENDING','RUNNING','DONE','FAILED')", name="status"),
+        Index("ix_triage_job_batch_items_job", "job_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    batch_id: Mapped[UUID] = mapped_column(ForeignKey("triage_job_batches.id", ondelete="CASCADE"))
+    job_id: Mapped[UUID] = mapped_column(ForeignKey("triage_jobs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class PromptRow(Timestamped, Base):
+    """Table `prompts`: immutable versions, one active per name."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint("name", "version", name="uq_prompts_name_version"),
+        CheckConstraint("version >= 1", name="version"),
+        Index("uq_prompts_one_active", "name", unique=True, postgresql_where=text("is_active")),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    system_text: Mapped[str] = mapped_column(Text)
+    user_template: Mapped[str] = mapped_column(Text)
+    output_schema: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    model_options: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TriageJobLogRow(Timestamped, Base):
+    """Table `triage_job_logs`: one row per attempt, never updated."""
+
+    __tablename__ = "triage_job_logs"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('SUCCEEDED','FAILED')", name="outcome"),
+        Index("ix_triage_job_logs_ticket", "ticket_id", "started_at"),
+        Index("ix_triage_job_logs_batch", "batch_id"),
+        Index("ix_triage_job_logs_job", "job_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    job_id: Mapped[UUID] = mapped_column(ForeignKey("triage_jobs.id", ondelete="CASCADE"))
+    ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("triage_job_batches.id", ondelete="SET NULL"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    prompt_id: Mapped[UUID | None] = mapped_column(ForeignKey("prompts.id", ondelete="RESTRICT"))
+    prompt_version: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    raw_output: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,60 @@
+"""The SQLAlchemy unit of work: one Session (one transaction) shared by every repository."""
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage_pipeline.infrastructure.db.repositories import (
+    SqlBatchRepository,
+    SqlOwnerRepository,
+    SqlPromptRepository,
+    SqlTicketRepository,
+    SqlTriageJobLogRepository,
+    SqlTriageJobRepository,
+)
+
+
+class SqlUnitOfWork:
+    """Repositories over one Session; leaving the block without `commit()` rolls everything back."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> Self:
+        """Open a session and its repositories."""
+        self.session = self._session_factory()
+        self.owners = SqlOwnerRepository(self.session)
+        self.tickets = SqlTicketRepository(self.session)
+        self.jobs = SqlTriageJobRepository(self.session)
+        self.batches = SqlBatchRepository(self.session)
+        self.prompts = SqlPromptRepository(self.session)
+        self.logs = SqlTriageJobLogRepository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back anything uncommitted and close the session."""
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        """Commit the transaction."""
+        self.session.commit()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes units of work on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+    def __call__(self) -> SqlUnitOfWork:
+        """A new unit of work."""
+        return SqlUnitOfWork(self._session_factory)

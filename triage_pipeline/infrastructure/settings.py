@@ -1,0 +1,86 @@
+"""Service settings, read from the environment and an optional `.env` file."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; env var names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: PostgresDsn | None = None
+    db_host: str | None = None
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_user: str = "postgres"
+    db_password: SecretStr = SecretStr("")
+    db_name: str = "triage"
+
+    llm_base_url: AnyHttpUrl | None = None
+    llm_model: str = Field(default="gemma3:270m", min_length=1)
+    llm_connect_timeout_s: float = Field(default=5.0, gt=0)
+    llm_read_timeout_s: float = Field(default=60.0, gt=0)
+
+    log_level: LogLevel = "INFO"
+
+    embedded_pg_dir: Path = PROJECT_ROOT / ".pgdata"
+    embedded_pg_port: int = Field(default=54329, ge=1, le=65535)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "llm_base_url", "db_host", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def configured_database_url(self) -> str | None:
+        """DATABASE_URL if set, else one built from DB_*, else None (the embedded server is used)."""
+        if self.database_url is not None:
+            return sqlalchemy_url(str(self.database_url))
+        if self.db_host is not None:
+            password = quote(self.db_password.get_secret_value(), safe="")
+            auth = quote(self.db_user, safe="") + (f":{password}" if password else "")
+            return f"postgresql+psycopg://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+        return None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Force the psycopg 3 driver on a plain `postgresql://` / `postgres://` URL."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning a validation error into one clear line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
