@@ -36,9 +36,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     """A throwaway embedded PostgreSQL server for the test session."""
-    server = EmbeddedPostgres(
-        data_dir=tmp_path_factory.mktemp("pg"), port=free_port(), fast_unsafe=True
-    )
+    server = EmbeddedPostgres(data_dir=tmp_path_factory.mktemp("pg"), port=free_port(), fast_unsafe=True)
     server.start()
     yield server
     server.stop()

@@ -1,0 +1,1 @@
+"""Use cases: each a class with one public `execute(command)`, driven by the API and by Dagster."""

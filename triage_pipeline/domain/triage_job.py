@@ -74,8 +74,4 @@ class TriageJob:
 
     def lease_expired(self, now: datetime, lease: timedelta) -> bool:
         """True when the job has been RUNNING longer than its lease (its worker is presumed dead)."""
-        return (
-            self.status is TriageJobStatus.RUNNING
-            and self.started_at is not None
-            and now - self.started_at > lease
-        )
+        return self.status is TriageJobStatus.RUNNING and self.started_at is not None and now - self.started_at > lease

@@ -103,9 +103,7 @@ class EmbeddedPostgres:
 
     def _accepts_connections(self, port: int) -> bool:
         try:
-            with psycopg.connect(
-                host=self.host, port=port, user=SUPERUSER, dbname="postgres", connect_timeout=3
-            ):
+            with psycopg.connect(host=self.host, port=port, user=SUPERUSER, dbname="postgres", connect_timeout=3):
                 return True
         except psycopg.OperationalError:
             return False
@@ -146,8 +144,17 @@ class EmbeddedPostgres:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         options += self.extra_options
         result = self._run(
-            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-o", " ".join(options), "-w",
-            "-t", "60", "start",
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-o",
+            " ".join(options),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         if result.returncode != 0:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""

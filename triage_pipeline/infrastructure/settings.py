@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gemma3:270m", min_length=1)
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     llm_read_timeout_s: float = Field(default=60.0, gt=0)
+    offline_llm_port: int = Field(default=11435, ge=1, le=65535)
 
     log_level: LogLevel = "INFO"
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
             auth = quote(self.db_user, safe="") + (f":{password}" if password else "")
             return f"postgresql+psycopg://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
         return None
+
+    def effective_llm_base_url(self) -> str:
+        """LLM_BASE_URL, or the offline default server that `make run` starts on loopback."""
+        if self.llm_base_url is not None:
+            return str(self.llm_base_url).rstrip("/")
+        return f"http://127.0.0.1:{self.offline_llm_port}"
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -302,9 +302,7 @@ class SqlBatchRepository:
     def get(self, batch_id: UUID, *, for_update: bool = False) -> TriageJobBatch | None:
         """The batch, or None."""
         query = (
-            select(TriageJobBatchRow)
-            .where(TriageJobBatchRow.id == batch_id)
-            .execution_options(populate_existing=True)
+            select(TriageJobBatchRow).where(TriageJobBatchRow.id == batch_id).execution_options(populate_existing=True)
         )
         if for_update:
             query = query.with_for_update()
@@ -412,7 +410,12 @@ class SqlPromptRepository:
 
     def next_version(self, name: str) -> int:
         """max(version) + 1."""
-        return int(self._session.scalar(select(func.coalesce(func.max(PromptRow.version), 0) + 1).where(PromptRow.name == name)) or 1)
+        return int(
+            self._session.scalar(
+                select(func.coalesce(func.max(PromptRow.version), 0) + 1).where(PromptRow.name == name)
+            )
+            or 1
+        )
 
     def activate(self, name: str, version: int) -> None:
         """Deactivate every version of the name, then activate this one, in the caller's transaction."""
@@ -453,5 +456,3 @@ class SqlTriageJobLogRepository:
             select(TriageJobLogRow).where(TriageJobLogRow.batch_id == batch_id).order_by(TriageJobLogRow.started_at)
         )
         return [log_from_row(r) for r in rows]
-
-

@@ -1,0 +1,270 @@
+"""In-memory fakes of the gateways, for unit tests of the use cases."""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.exceptions import DuplicateTicket
+from triage_pipeline.domain.llm_errors import LlmError
+from triage_pipeline.domain.owner import Owner
+from triage_pipeline.domain.ports import LlmAnswer, TicketPage
+from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
+from triage_pipeline.domain.statuses import BatchStatus, TicketStatus, TriageJobStatus
+from triage_pipeline.domain.ticket import Ticket
+from triage_pipeline.domain.triage_answer import Priority, Sentiment, TriageAnswer
+from triage_pipeline.domain.triage_job import TriageJob
+from triage_pipeline.domain.triage_job_log import TriageJobLog
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.current = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(milliseconds=1)
+        return self.current
+
+
+class Store:
+    """The shared in-memory 'database'."""
+
+    def __init__(self) -> None:
+        self.owners: dict[UUID, Owner] = {}
+        self.tickets: dict[UUID, Ticket] = {}
+        self.jobs: dict[UUID, TriageJob] = {}
+        self.job_batch: dict[UUID, UUID] = {}
+        self.batches: dict[UUID, TriageJobBatch] = {}
+        self.items: dict[UUID, TriageJobBatchItem] = {}
+        self.prompts: dict[UUID, Prompt] = {}
+        self.logs: list[TriageJobLog] = []
+
+
+class FakeUowFactory:
+    """Makes FakeUow-based units of work with one repository class per entity."""
+
+    def __init__(self) -> None:
+        self.store = Store()
+
+    def __call__(self) -> "MemoryUow":
+        return MemoryUow(self.store)
+
+
+class MemoryUow:
+    """Unit of work over a Store; changes land only on commit."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> Self:
+        import copy
+
+        self.data = copy.deepcopy(self._store)
+        self.owners = MemOwners(self.data)
+        self.tickets = MemTickets(self.data)
+        self.jobs = MemJobs(self.data)
+        self.batches = MemBatches(self.data)
+        self.prompts = MemPrompts(self.data)
+        self.logs = MemLogs(self.data)
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        pass
+
+    def commit(self) -> None:
+        import copy
+
+        self._store.__dict__.update(copy.deepcopy(self.data).__dict__)
+
+
+class MemOwners:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, owner: Owner) -> None:
+        self.d.owners[owner.id] = owner
+
+    def get(self, owner_id: UUID) -> Owner | None:
+        return self.d.owners.get(owner_id)
+
+    def existing_ids(self, owner_ids: Sequence[UUID]) -> set[UUID]:
+        return {o for o in owner_ids if o in self.d.owners}
+
+
+class MemTickets:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, ticket: Ticket) -> None:
+        existing = self.find_by_external_id(ticket.owner_id, ticket.external_id)
+        if existing:
+            raise DuplicateTicket(ticket.owner_id, ticket.external_id, existing.id)
+        self.d.tickets[ticket.id] = ticket
+
+    def add_many_new(self, tickets: Sequence[Ticket]) -> dict[tuple[UUID, str], UUID]:
+        existing: dict[tuple[UUID, str], UUID] = {}
+        for t in tickets:
+            found = self.find_by_external_id(t.owner_id, t.external_id)
+            if found:
+                existing[(t.owner_id, t.external_id)] = found.id
+            else:
+                self.d.tickets[t.id] = t
+        return existing
+
+    def get(self, ticket_id: UUID) -> Ticket | None:
+        return self.d.tickets.get(ticket_id)
+
+    def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None:
+        return next(
+            (t for t in self.d.tickets.values() if t.owner_id == owner_id and t.external_id == external_id), None
+        )
+
+    def update(self, ticket: Ticket) -> None:
+        self.d.tickets[ticket.id] = ticket
+
+    def list(self, *, status: TicketStatus | None, owner_id: UUID | None, limit: int, cursor: str | None) -> TicketPage:
+        items = [t for t in self.d.tickets.values() if (status is None or t.status is status)]
+        return TicketPage(items=items[:limit], next_cursor=None)
+
+
+class MemJobs:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, job: TriageJob) -> None:
+        self.d.jobs[job.id] = job
+
+    def add_many(self, jobs: Sequence[TriageJob]) -> None:
+        for j in jobs:
+            self.add(j)
+
+    def get(self, job_id: UUID, *, for_update: bool = False) -> TriageJob | None:
+        return self.d.jobs.get(job_id)
+
+    def update(self, job: TriageJob) -> None:
+        self.d.jobs[job.id] = job
+
+    def claim_eligible(self, batch_id: UUID, limit: int) -> list[TriageJob]:
+        free = [j for j in self.d.jobs.values() if j.is_eligible and j.id not in self.d.job_batch][:limit]
+        for j in free:
+            self.d.job_batch[j.id] = batch_id
+        return free
+
+    def release_batch(self, batch_id: UUID) -> None:
+        self.d.job_batch = {j: b for j, b in self.d.job_batch.items() if b != batch_id}
+
+    def count_eligible(self) -> int:
+        return sum(1 for j in self.d.jobs.values() if j.is_eligible and j.id not in self.d.job_batch)
+
+    def oldest_eligible_created_at(self) -> datetime | None:
+        return None
+
+    def find_expired_leases(self, now: datetime, lease: timedelta) -> list[TriageJob]:
+        return [j for j in self.d.jobs.values() if j.lease_expired(now, lease)]
+
+    def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
+        return next((j for j in self.d.jobs.values() if j.ticket_id == ticket_id), None)
+
+
+class MemBatches:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, batch: TriageJobBatch) -> None:
+        self.d.batches[batch.id] = batch
+
+    def add_items(self, items: Sequence[TriageJobBatchItem]) -> None:
+        for i in items:
+            self.d.items[i.id] = i
+
+    def get(self, batch_id: UUID, *, for_update: bool = False) -> TriageJobBatch | None:
+        return self.d.batches.get(batch_id)
+
+    def update(self, batch: TriageJobBatch) -> None:
+        self.d.batches[batch.id] = batch
+
+    def items(self, batch_id: UUID) -> list[TriageJobBatchItem]:
+        return [i for i in self.d.items.values() if i.batch_id == batch_id]
+
+    def set_item_status(self, batch_id: UUID, job_id: UUID, status: TriageJobStatus, now: datetime) -> None:
+        for i in self.items(batch_id):
+            if i.job_id == job_id:
+                self.d.items[i.id] = i.follow(status, now)
+
+    def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
+        counts: dict[TriageJobStatus, int] = {}
+        for i in self.items(batch_id):
+            counts[i.status] = counts.get(i.status, 0) + 1
+        return counts
+
+    def running(self) -> list[TriageJobBatch]:
+        return [b for b in self.d.batches.values() if b.status is BatchStatus.RUNNING]
+
+    def batch_of_running_job(self, job_id: UUID) -> UUID | None:
+        return self.d.job_batch.get(job_id)
+
+
+class MemPrompts:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, prompt: Prompt) -> None:
+        self.d.prompts[prompt.id] = prompt
+
+    def get(self, prompt_id: UUID) -> Prompt | None:
+        return self.d.prompts.get(prompt_id)
+
+    def active(self, name: str) -> Prompt | None:
+        return next((p for p in self.d.prompts.values() if p.name == name and p.is_active), None)
+
+    def by_version(self, name: str, version: int) -> Prompt | None:
+        return next((p for p in self.d.prompts.values() if p.name == name and p.version == version), None)
+
+    def versions(self, name: str) -> list[Prompt]:
+        return sorted((p for p in self.d.prompts.values() if p.name == name), key=lambda p: p.version)
+
+    def next_version(self, name: str) -> int:
+        return max((p.version for p in self.versions(name)), default=0) + 1
+
+    def activate(self, name: str, version: int) -> None:
+        for p in self.versions(name):
+            self.d.prompts[p.id] = replace(p, is_active=p.version == version)
+
+
+class MemLogs:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, log: TriageJobLog) -> None:
+        self.d.logs.append(log)
+
+    def for_ticket(self, ticket_id: UUID) -> list[TriageJobLog]:
+        return [log for log in self.d.logs if log.ticket_id == ticket_id]
+
+    def for_batch(self, batch_id: UUID) -> list[TriageJobLog]:
+        return [log for log in self.d.logs if log.batch_id == batch_id]
+
+
+class FakeLlm:
+    """Answers every prompt with a fixed answer, or raises the error it was given."""
+
+    model = "fake-model"
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls: list[RenderedPrompt] = []
+
+    def triage(self, prompt: RenderedPrompt) -> LlmAnswer:
+        self.calls.append(prompt)
+        if self.error is not None:
+            raise self.error
+        answer = TriageAnswer("bug", Priority.HIGH, Sentiment.NEGATIVE, "en", "Checkout fails.", 0.9)
+        return LlmAnswer(answer, '{"category":"bug"}', self.model, 10, 5, 12)
+
+
+__all__ = ["FakeClock", "FakeLlm", "FakeUowFactory", "LlmError"]

@@ -1,0 +1,97 @@
+"""Recovery of work a crashed run left behind: expired leases and batches whose items all ended."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import uuid4
+
+from triage_pipeline.domain.exceptions import BatchNotFinished
+from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
+from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus
+from triage_pipeline.domain.triage_job_log import TriageJobLog
+
+logger = logging.getLogger(__name__)
+
+LEASE_EXPIRED = "lease_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverCommand:
+    """Fail RUNNING jobs older than `lease`, then finish batches with no open item."""
+
+    lease: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What the recovery changed."""
+
+    jobs_recovered: int
+    batches_finished: int
+
+
+class RecoverStuckWork:
+    """A RUNNING job past its lease counts as a failed attempt (then it is eligible again if attempts remain)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: RecoverCommand) -> RecoveryReport:
+        """Recover expired leases and close batches that can be closed."""
+        now = self._clock.now()
+        recovered = 0
+        with self._uow() as uow:
+            candidates = uow.jobs.find_expired_leases(now, command.lease)
+        for candidate in candidates:
+            with self._uow() as uow:
+                job = uow.jobs.get(candidate.id, for_update=True)
+                if job is None or not job.lease_expired(now, command.lease):
+                    continue
+                failed = job.fail(f"{LEASE_EXPIRED}: RUNNING for more than {command.lease}", now)
+                uow.jobs.update(failed)
+                ticket = uow.tickets.get(job.ticket_id)
+                if ticket is not None and ticket.status is TicketStatus.ON_TRIAGE:
+                    uow.tickets.update(ticket.fail(now))
+                batch_id = uow.batches.batch_of_running_job(job.id)
+                if batch_id is not None:
+                    uow.batches.set_item_status(batch_id, job.id, failed.status, now)
+                uow.logs.add(
+                    TriageJobLog(
+                        id=uuid4(),
+                        job_id=job.id,
+                        ticket_id=job.ticket_id,
+                        batch_id=batch_id,
+                        attempt=job.attempts,
+                        outcome=AttemptOutcome.FAILED,
+                        prompt_id=None,
+                        prompt_version=None,
+                        model="",
+                        started_at=job.started_at or now,
+                        finished_at=now,
+                        latency_ms=int((now - (job.started_at or now)).total_seconds() * 1000),
+                        error_class=LEASE_EXPIRED,
+                        error_message=f"no result within the lease of {command.lease}; the worker is presumed dead",
+                    )
+                )
+                uow.commit()
+                recovered += 1
+                logger.warning("recovered a job whose lease expired", extra={"job_id": job.id, "batch_id": batch_id})
+
+        finished = 0
+        with self._uow() as uow:
+            running = uow.batches.running()
+        for batch in running:
+            with self._uow() as uow:
+                locked = uow.batches.get(batch.id, for_update=True)
+                if locked is None or locked.status is not BatchStatus.RUNNING:
+                    continue
+                try:
+                    done = locked.finish(uow.batches.items(locked.id), now)
+                except BatchNotFinished:
+                    continue
+                uow.batches.update(done)
+                uow.jobs.release_batch(locked.id)
+                uow.commit()
+                finished += 1
+        return RecoveryReport(jobs_recovered=recovered, batches_finished=finished)
