@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
+from tests.support.fixtures import fake_ollama  # noqa: F401
 from triage_pipeline.infrastructure.db.engine import make_engine
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
-from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.exceptions import DuplicateTicket
 from triage_pipeline.domain.llm_errors import LlmError
 from triage_pipeline.domain.owner import Owner
@@ -207,6 +207,13 @@ class MemBatches:
 
     def batch_of_running_job(self, job_id: UUID) -> UUID | None:
         return self.d.job_batch.get(job_id)
+
+    def running_since(self, origin: BatchOrigin, since: datetime | None) -> list[TriageJobBatch]:
+        return [b for b in self.running() if b.origin is origin and (since is None or b.created_at > since)]
+
+    def latest_finished(self) -> TriageJobBatch | None:
+        done = [b for b in self.d.batches.values() if b.finished_at is not None]
+        return max(done, key=lambda b: b.finished_at or b.created_at, default=None)
 
 
 class MemPrompts:

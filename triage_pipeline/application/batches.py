@@ -1,10 +1,10 @@
 """Use cases on batches: create one from eligible jobs, finish one, report its progress."""
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.statuses import BatchStatus, TriageJobStatus
@@ -18,6 +18,7 @@ class CreateBatchCommand:
     """Claim up to `max_items` eligible jobs (PENDING, or FAILED with attempts left) into a new batch."""
 
     max_items: int = DEFAULT_BATCH_SIZE
+    origin: BatchOrigin = BatchOrigin.API
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,13 @@ class CreateBatch:
             raise ValueError(f"max_items must be between 1 and {MAX_BATCH_SIZE}")
         now = self._clock.now()
         batch = TriageJobBatch(
-            id=uuid4(), status=BatchStatus.RUNNING, total_items=0, created_at=now, updated_at=now, started_at=now
+            id=uuid4(),
+            status=BatchStatus.RUNNING,
+            total_items=0,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            origin=command.origin,
         )
         with self._uow() as uow:
             uow.batches.add(batch)
@@ -55,14 +62,7 @@ class CreateBatch:
                 for job in jobs
             ]
             uow.batches.add_items(items)
-            batch = TriageJobBatch(
-                id=batch.id,
-                status=batch.status,
-                total_items=len(items),
-                created_at=now,
-                updated_at=now,
-                started_at=now,
-            )
+            batch = replace(batch, total_items=len(items))
             uow.batches.update(batch)
             uow.commit()
         return CreatedBatch(batch=batch, job_ids=tuple(job.id for job in jobs))
@@ -131,3 +131,64 @@ class GetBatchProgress:
                 raise NotFound("batch", command.batch_id)
             counts = uow.batches.item_counts(batch.id)
         return BatchProgress(batch=batch, counts={s: counts.get(s, 0) for s in TriageJobStatus})
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchableBatchesQuery:
+    """RUNNING batches created by the API after `since` (a small overlap is safe: run keys dedupe)."""
+
+    since: datetime | None = None
+
+
+class ListLaunchableBatches:
+    """The batches the API queued that a sensor should launch."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: LaunchableBatchesQuery) -> list[TriageJobBatch]:
+        """Oldest first."""
+        with self._uow() as uow:
+            return uow.batches.running_since(BatchOrigin.API, command.since)
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogQuery:
+    """How much eligible work is waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Eligible jobs waiting and the age of the oldest."""
+
+    eligible: int
+    oldest_age: timedelta | None
+
+
+class GetBacklog:
+    """Count eligible jobs and measure how long the oldest has waited."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: BacklogQuery) -> Backlog:
+        """The backlog now."""
+        with self._uow() as uow:
+            count = uow.jobs.count_eligible()
+            oldest = uow.jobs.oldest_eligible_created_at() if count else None
+        return Backlog(eligible=count, oldest_age=self._clock.now() - oldest if oldest else None)
+
+
+class ListBatchItems:
+    """The items (jobs) of a batch, in claim order."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: UUID) -> list[TriageJobBatchItem]:
+        """The items; NotFound for an unknown batch."""
+        with self._uow() as uow:
+            if uow.batches.get(command) is None:
+                raise NotFound("batch", command)
+            return uow.batches.items(command)

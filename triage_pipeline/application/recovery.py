@@ -95,3 +95,23 @@ class RecoverStuckWork:
                 uow.commit()
                 finished += 1
         return RecoveryReport(jobs_recovered=recovered, batches_finished=finished)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredLeasesQuery:
+    """RUNNING jobs older than `lease`."""
+
+    lease: timedelta
+
+
+class CountExpiredLeases:
+    """How many jobs are RUNNING past their lease right now."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: ExpiredLeasesQuery) -> int:
+        """The count."""
+        with self._uow() as uow:
+            return len(uow.jobs.find_expired_leases(self._clock.now(), command.lease))

@@ -3,12 +3,22 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from triage_pipeline.domain.exceptions import BatchNotFinished, InvalidTransition
 from triage_pipeline.domain.statuses import BatchStatus, TriageJobStatus
 
 OPEN_ITEM_STATUSES = frozenset({TriageJobStatus.PENDING, TriageJobStatus.RUNNING})
+
+
+class BatchOrigin(StrEnum):
+    """Who created a batch; it decides who launches its processing."""
+
+    API = "api"  # launched by the queued-batches sensor
+    SCHEDULE = "schedule"  # launched by the schedule that created it
+    BACKLOG_SENSOR = "backlog_sensor"  # launched by the sensor that created it
+    RUN = "run"  # created inside a run, which processes it itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,7 @@ class TriageJobBatch:
     updated_at: datetime
     started_at: datetime
     finished_at: datetime | None = None
+    origin: BatchOrigin = BatchOrigin.API
 
     def finish(self, items: Iterable[TriageJobBatchItem], now: datetime) -> "TriageJobBatch":
         """RUNNING -> DONE, only once every item has ended."""

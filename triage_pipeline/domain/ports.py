@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
@@ -186,6 +186,14 @@ class BatchRepository(Protocol):
 
     def running(self) -> list[TriageJobBatch]:
         """Every batch still RUNNING."""
+        ...
+
+    def running_since(self, origin: BatchOrigin, since: datetime | None) -> list[TriageJobBatch]:
+        """RUNNING batches of this origin created after `since`, oldest first."""
+        ...
+
+    def latest_finished(self) -> TriageJobBatch | None:
+        """The batch that finished last."""
         ...
 
     def batch_of_running_job(self, job_id: UUID) -> UUID | None:

@@ -37,6 +37,17 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
 
+    # Pipeline knobs (Dagster job, schedule and sensors).
+    batch_max_items: int = Field(default=1000, ge=1, le=10_000)
+    jobs_per_chunk: int = Field(default=250, ge=1, le=10_000)
+    llm_concurrency: int = Field(default=16, ge=1, le=256)
+    triage_schedule_cron: str = "*/10 * * * *"
+    backlog_min_jobs: int = Field(default=100, ge=1)
+    backlog_max_age_s: int = Field(default=300, ge=1)
+    queued_sensor_interval_s: int = Field(default=5, ge=1)
+    job_lease_s: int = Field(default=600, ge=10)
+    failure_rate_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
+
     embedded_pg_dir: Path = PROJECT_ROOT / ".pgdata"
     embedded_pg_port: int = Field(default=54329, ge=1, le=65535)
 

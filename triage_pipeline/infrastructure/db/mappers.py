@@ -1,6 +1,6 @@
 """Mappers between ORM rows and domain entities."""
 
-from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
@@ -96,6 +96,7 @@ def batch_from_row(row: TriageJobBatchRow) -> TriageJobBatch:
         updated_at=row.updated_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        origin=BatchOrigin(row.origin),
     )
 
 

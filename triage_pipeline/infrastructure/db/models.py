@@ -108,12 +108,14 @@ class TriageJobBatchRow(Timestamped, Base):
     __tablename__ = "triage_job_batches"
     __table_args__ = (
         CheckConstraint("status IN ('RUNNING','DONE')", name="status"),
+        CheckConstraint("origin IN ('api','schedule','backlog_sensor','run')", name="origin"),
         Index("ix_triage_job_batches_running", "created_at", postgresql_where=text("status = 'RUNNING'")),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     total_items: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(32), server_default="api")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from triage_pipeline.domain.batch import TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.exceptions import DuplicateTicket, InvalidCursor
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.ports import TicketPage
@@ -274,6 +274,7 @@ class SqlBatchRepository:
                 id=batch.id,
                 status=batch.status.value,
                 total_items=batch.total_items,
+                origin=batch.origin.value,
                 started_at=batch.started_at,
                 finished_at=batch.finished_at,
                 created_at=batch.created_at,
@@ -356,6 +357,25 @@ class SqlBatchRepository:
             .order_by(TriageJobBatchRow.created_at)
         )
         return [batch_from_row(r) for r in rows]
+
+    def running_since(self, origin: BatchOrigin, since: datetime | None) -> list[TriageJobBatch]:
+        """RUNNING batches of this origin created after `since`, oldest first."""
+        query = select(TriageJobBatchRow).where(
+            TriageJobBatchRow.status == BatchStatus.RUNNING.value, TriageJobBatchRow.origin == origin.value
+        )
+        if since is not None:
+            query = query.where(TriageJobBatchRow.created_at > since)
+        return [batch_from_row(r) for r in self._session.scalars(query.order_by(TriageJobBatchRow.created_at))]
+
+    def latest_finished(self) -> TriageJobBatch | None:
+        """The batch that finished last."""
+        row = self._session.scalars(
+            select(TriageJobBatchRow)
+            .where(TriageJobBatchRow.status == BatchStatus.DONE.value)
+            .order_by(TriageJobBatchRow.finished_at.desc())
+            .limit(1)
+        ).one_or_none()
+        return batch_from_row(row) if row else None
 
     def batch_of_running_job(self, job_id: UUID) -> UUID | None:
         """The RUNNING batch holding this job, if any."""

@@ -6,6 +6,14 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage_pipeline.domain.ports import (
+    BatchRepository,
+    OwnerRepository,
+    PromptRepository,
+    TicketRepository,
+    TriageJobLogRepository,
+    TriageJobRepository,
+)
 from triage_pipeline.infrastructure.db.repositories import (
     SqlBatchRepository,
     SqlOwnerRepository,
@@ -18,6 +26,14 @@ from triage_pipeline.infrastructure.db.repositories import (
 
 class SqlUnitOfWork:
     """Repositories over one Session; leaving the block without `commit()` rolls everything back."""
+
+    session: Session
+    owners: OwnerRepository
+    tickets: TicketRepository
+    jobs: TriageJobRepository
+    batches: BatchRepository
+    prompts: PromptRepository
+    logs: TriageJobLogRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory

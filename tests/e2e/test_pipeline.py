@@ -1,0 +1,215 @@
+"""The Dagster pipeline on the real PostgreSQL and the fake Ollama: job, sensors, schedule, recovery."""
+
+from collections.abc import Iterator
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    RunRequest,
+    build_schedule_context,
+    build_sensor_context,
+)
+from sqlalchemy import text
+
+from tests.support.fake_ollama import Behaviour, FakeOllama
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.automation import build_automation
+from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.infrastructure.clock import SystemClock
+from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
+from triage_pipeline.infrastructure.settings import Settings
+from triage_pipeline.jobs import triage_job
+from triage_pipeline.ops import TRIAGE_LOGS_ASSET
+from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
+
+CLOCK = SystemClock()
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def services(database_url: str, fake_ollama: FakeOllama, clean_db: object) -> TriageServices:
+    return TriageServices(
+        database=DatabaseResource(url=database_url),
+        llm=LlmResource(base_url=fake_ollama.url, model="fake-model", read_timeout_s=2.0),
+    )
+
+
+def post_tickets(uow: SqlUnitOfWorkFactory, n: int) -> None:
+    items = [NewTicket(DEFAULT_OWNER_ID, f"P-{i}", f"Checkout broken {i}", "The pay button fails.") for i in range(n)]
+    CreateTickets(uow, CLOCK).execute(CreateTicketsCommand(items))
+
+
+def run_triage(services: TriageServices, instance: DagsterInstance, **config: object):  # type: ignore[no-untyped-def]
+    op_config = {"jobs_per_chunk": 10, "llm_concurrency": 8, **config}
+    return triage_job.execute_in_process(
+        run_config={"ops": {"plan_batch": {"config": op_config}, "triage_chunk": {"config": op_config}}},
+        resources={"services": services},
+        instance=instance,
+    )
+
+
+def tick_sensor(sensor, services: TriageServices, instance: DagsterInstance, cursor: str | None = None):  # type: ignore[no-untyped-def]
+    with build_sensor_context(instance=instance, resources={"services": services}, cursor=cursor) as context:
+        return sensor.evaluate_tick(context)
+
+
+def tick_schedule(schedule, services: TriageServices, instance: DagsterInstance):  # type: ignore[no-untyped-def]
+    with build_schedule_context(instance=instance, resources={"services": services}) as context:
+        return schedule.evaluate_tick(context)
+
+
+def scalar(uow: SqlUnitOfWorkFactory, sql: str) -> object:
+    with uow() as w:
+        return w.session.execute(text(sql)).scalar_one()
+
+
+def test_definitions_load_and_validate() -> None:
+    from triage_pipeline.definitions import defs
+
+    Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("triage_job") is not None
+    assert {s.name for s in defs.sensors or []} >= {"queued_batches_sensor", "backlog_sensor", "stuck_jobs_sensor"}
+
+
+def test_triage_job_triages_fifty_tickets_end_to_end(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    post_tickets(uow_factory, 50)
+    result = run_triage(services, instance)
+    assert result.success
+    assert len(result.output_for_node("triage_chunk")) == 5
+    finished = result.output_for_node("finish_batch")
+    assert (finished["status"], finished["DONE"], finished["FAILED"]) == ("DONE", 50, 0)
+    assert scalar(uow_factory, "SELECT count(*) FROM tickets WHERE status='COMPLETED'") == 50
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_jobs WHERE status='DONE' AND attempts=1") == 50
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_job_batches WHERE status='DONE'") == 1
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_job_logs WHERE outcome='SUCCEEDED'") == 50
+    [materialization] = [
+        m
+        for m in result.asset_materializations_for_node("finish_batch")
+        if m.asset_key.to_user_string() == TRIAGE_LOGS_ASSET
+    ]
+    metadata = materialization.metadata
+    assert metadata["attempts"].value == 50
+    assert metadata["failure_rate"].value == 0.0
+    assert {"latency_p50_ms", "latency_p95_ms", "by_category", "preview", "prompt_versions", "models"} <= set(metadata)
+
+
+def test_empty_run_ends_cleanly_and_says_so(services: TriageServices, instance: DagsterInstance) -> None:
+    result = run_triage(services, instance)
+    assert result.success
+    assert result.output_for_node("plan_batch", "batch")["total_items"] == 0
+    [event] = [e for e in result.all_node_events if e.is_successful_output and e.step_key == "plan_batch"]
+    assert event.event_specific_data.metadata["status"].value == "EMPTY"  # type: ignore[union-attr]
+
+
+def test_failing_llm_fails_jobs_and_later_batches_retry_until_three_attempts(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory, fake_ollama: FakeOllama
+) -> None:
+    post_tickets(uow_factory, 4)
+    fake_ollama.set_behaviour(Behaviour.HTTP_500)
+    for attempt in (1, 2, 3):
+        assert run_triage(services, instance).success
+        assert (
+            scalar(uow_factory, f"SELECT count(*) FROM triage_jobs WHERE status='FAILED' AND attempts={attempt}") == 4
+        )
+    assert run_triage(services, instance).output_for_node("plan_batch", "batch")["total_items"] == 0
+    assert scalar(uow_factory, "SELECT count(*) FROM tickets WHERE status='FAILED'") == 4
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_job_logs WHERE error_class='http_error'") == 12
+
+
+def test_a_retried_run_of_a_batch_does_not_triage_done_jobs_again(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory, fake_ollama: FakeOllama
+) -> None:
+    post_tickets(uow_factory, 10)
+    created = CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand())
+    assert created is not None
+    assert run_triage(services, instance, batch_id=str(created.batch.id)).success
+    calls = fake_ollama.chat_count
+    again = run_triage(services, instance, batch_id=str(created.batch.id))
+    assert again.success
+    assert fake_ollama.chat_count == calls
+    assert again.output_for_node("finish_batch")["SKIPPED"] == 10
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_job_logs") == 10
+
+
+def test_queued_batch_is_launched_by_the_sensor_exactly_once(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    post_tickets(uow_factory, 3)
+    created = CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand())
+    assert created is not None
+    _, sensors = build_automation(Settings())
+    sensor = next(s for s in sensors if s.name == "queued_batches_sensor")
+    first = tick_sensor(sensor, services, instance)
+    assert [r.run_key for r in first.run_requests or []] == [str(created.batch.id)]
+    request = (first.run_requests or [])[0]
+    assert request.run_config["ops"]["plan_batch"]["config"]["batch_id"] == str(created.batch.id)
+    second = tick_sensor(sensor, services, instance, first.cursor)
+    assert not second.run_requests
+
+
+def test_schedule_creates_a_batch_only_when_jobs_are_eligible(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    schedules, _ = build_automation(Settings())
+    [schedule] = schedules
+    empty = tick_schedule(schedule, services, instance)
+    assert not empty.run_requests
+    post_tickets(uow_factory, 3)
+    data = tick_schedule(schedule, services, instance)
+    [request] = data.run_requests or []
+    assert isinstance(request, RunRequest)
+    assert request.tags["triage/origin"] == "schedule"
+    assert scalar(uow_factory, "SELECT total_items FROM triage_job_batches") == 3
+
+
+def test_backlog_sensor_creates_a_batch_past_the_count_threshold(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    _, sensors = build_automation(Settings(backlog_min_jobs=5, backlog_max_age_s=3600))
+    sensor = next(s for s in sensors if s.name == "backlog_sensor")
+    post_tickets(uow_factory, 4)
+    below = tick_sensor(sensor, services, instance)
+    assert not below.run_requests and below.skip_message
+    with uow_factory() as w:
+        CreateTickets(uow_factory, CLOCK).execute(
+            CreateTicketsCommand([NewTicket(DEFAULT_OWNER_ID, "P-extra", "t", "d")])
+        )
+        w.commit()
+    above = tick_sensor(sensor, services, instance)
+    [request] = above.run_requests or []
+    assert request.tags["triage/origin"] == "backlog_sensor"
+
+
+def test_stuck_running_job_is_recovered_after_its_lease(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    post_tickets(uow_factory, 1)
+    assert CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand()) is not None
+    with uow_factory() as w:
+        w.session.execute(
+            text(
+                "UPDATE triage_jobs SET status='RUNNING', attempts=1, started_at=now() - interval '1 hour';"
+                "UPDATE triage_job_batch_items SET status='RUNNING';"
+                "UPDATE tickets SET status='ON_TRIAGE'"
+            )
+        )
+        w.commit()
+    _, sensors = build_automation(Settings(job_lease_s=600))
+    sensor = next(s for s in sensors if s.name == "stuck_jobs_sensor")
+    result = tick_sensor(sensor, services, instance)
+    assert isinstance(result.skip_message, str) and "recovered 1 job" in result.skip_message
+    assert scalar(uow_factory, "SELECT status FROM triage_jobs") == "FAILED"
+    assert scalar(uow_factory, "SELECT status FROM triage_job_batches") == "DONE"
+    assert scalar(uow_factory, "SELECT error_class FROM triage_job_logs") == "lease_expired"
+    # Eligible again: the next run triages it.
+    assert run_triage(services, instance).success
+    assert scalar(uow_factory, "SELECT status || ':' || attempts FROM triage_jobs") == "DONE:2"

@@ -1,0 +1,1 @@
+"""Test support: fakes of the outside world that speak its real protocols."""

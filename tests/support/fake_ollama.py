@@ -1,0 +1,656 @@
+"""A fake Ollama server: real HTTP/1.1 on 127.0.0.1, Ollama's endpoints and response shapes.
+
+Use it in-process (`with FakeOllama() as server:` or the `fake_ollama` fixture) or as a separate
+process for benchmarks: `python -m tests.support.fake_ollama --port 11435 --latency 0.2`.
+
+Endpoints: `POST /api/chat` (non-streaming, or NDJSON streaming when `stream` is true or absent, as
+Ollama does), `GET /api/tags`, `GET /api/version`, `GET|HEAD /`. Only `/api/chat` misbehaves; the
+other endpoints always answer, so health checks work while chat faults are being injected.
+
+What a chat call does is chosen, in this order, by: a per-ticket override (`when_ticket_contains`),
+then the "fail first N" budget (`fail_first`), then `behaviour`. Latency (`latency_s` plus a uniform
+random `latency_jitter_s`) is applied before every chat answer except HANG, which waits `hang_s`
+instead; every wait ends early when the server stops.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import json
+import random
+import re
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+DEFAULT_MODEL = "gemma3:270m"
+OLLAMA_VERSION = "0.12.6"
+_TICKET_BLOCK = re.compile(r"<ticket>\s*(.*?)\s*</ticket>", re.DOTALL)
+_WORD = re.compile(r"[^\W\d_]+")
+_STREAM_PIECE_CHARS = 24
+
+
+class Behaviour(StrEnum):
+    """What a chat call does."""
+
+    VALID = "valid"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    HTTP_500 = "http_500"
+    MODEL_NOT_FOUND = "model_not_found"
+    HANG = "hang"
+    DROP_CONNECTION = "drop_connection"
+    NOT_OLLAMA = "not_ollama"
+    """A 200 whose body is not Ollama's (an HTML page from a proxy in front of the wrong thing)."""
+
+
+@dataclass(slots=True)
+class _Override:
+    text: str
+    behaviour: Behaviour
+    remaining: int | None
+
+
+class FakeOllama:
+    """A fake Ollama HTTP server; set `behaviour`, `latency_s`, ... at any time, even mid-run."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        behaviour: Behaviour = Behaviour.VALID,
+        latency_s: float = 0.0,
+        latency_jitter_s: float = 0.0,
+        hang_s: float = 30.0,
+        models: Iterable[str] = (DEFAULT_MODEL,),
+        strict_models: bool = False,
+        seed: int | None = None,
+        keep_requests: int = 256,
+    ) -> None:
+        self.behaviour = behaviour
+        self.latency_s = latency_s
+        self.latency_jitter_s = latency_jitter_s
+        self.hang_s = hang_s
+        self.models = list(models)
+        # False: any model name is served; True: a model not in `models` is Ollama's 404, as for real.
+        self.strict_models = strict_models
+        self._host = host
+        self._requested_port = port
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._overrides: list[_Override] = []
+        self._fail_first_remaining = 0
+        self._fail_first_behaviour = Behaviour.HTTP_500
+        self._request_count = 0
+        self._chat_count = 0
+        self._connections_accepted = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._chat_requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
+        self._connections: set[socket.socket] = set()
+        self._connections_gone = threading.Condition(self._lock)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("fake Ollama already started")
+        self._stopping.clear()
+        self._server = _Server((self._host, self._requested_port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-ollama", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake hanging handlers and close every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            # Handlers idle in keep-alive reads only return once their socket is shut down.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        with self._connections_gone:
+            self._connections_gone.wait_for(lambda: not self._connections, timeout=5.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._server is None:
+            raise RuntimeError("fake Ollama is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. `http://127.0.0.1:40123`."""
+        return f"http://{self._host}:{self.port}"
+
+    # -- behaviour ---------------------------------------------------------------------------------
+
+    def set_behaviour(
+        self,
+        behaviour: Behaviour,
+        *,
+        latency_s: float | None = None,
+        latency_jitter_s: float | None = None,
+    ) -> None:
+        """Set what every later chat call does (and optionally its latency)."""
+        self.behaviour = behaviour
+        if latency_s is not None:
+            self.latency_s = latency_s
+        if latency_jitter_s is not None:
+            self.latency_jitter_s = latency_jitter_s
+
+    def fail_first(self, n: int, behaviour: Behaviour = Behaviour.HTTP_500) -> None:
+        """Make the next `n` chat calls misbehave as `behaviour`, then fall back to `behaviour`."""
+        with self._lock:
+            self._fail_first_remaining = n
+            self._fail_first_behaviour = behaviour
+
+    def when_ticket_contains(self, text: str, behaviour: Behaviour, *, times: int | None = None) -> None:
+        """Calls whose ticket text contains `text` do `behaviour` (`times` calls, or always if None)."""
+        with self._lock:
+            self._overrides.append(_Override(text, behaviour, times))
+
+    def reset(self) -> None:
+        """Back to VALID, no latency, no overrides, counters and recorded requests cleared."""
+        with self._lock:
+            self.behaviour = Behaviour.VALID
+            self.latency_s = 0.0
+            self.latency_jitter_s = 0.0
+            self._overrides.clear()
+            self._fail_first_remaining = 0
+            self._request_count = 0
+            self._chat_count = 0
+            self._connections_accepted = 0
+            self._max_in_flight = self._in_flight
+            self._chat_requests.clear()
+
+    # -- observations ------------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """Requests received on any endpoint."""
+        with self._lock:
+            return self._request_count
+
+    @property
+    def chat_count(self) -> int:
+        """`/api/chat` requests received."""
+        with self._lock:
+            return self._chat_count
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted; fewer than requests means clients reuse keep-alive connections."""
+        with self._lock:
+            return self._connections_accepted
+
+    @property
+    def max_concurrent_chats(self) -> int:
+        """The most chat requests that were being handled at the same time."""
+        with self._lock:
+            return self._max_in_flight
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """The last chat request bodies (oldest first, up to `keep_requests`)."""
+        with self._lock:
+            return list(self._chat_requests)
+
+    @property
+    def last_chat_request(self) -> dict[str, Any] | None:
+        """The last chat request body, or None."""
+        with self._lock:
+            return self._chat_requests[-1] if self._chat_requests else None
+
+    # -- used by the handler -----------------------------------------------------------------------
+
+    def _track(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(conn)
+            self._connections_accepted += 1
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+            if not self._connections:
+                self._connections_gone.notify_all()
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self._request_count += 1
+
+    def _begin_chat(self, request: dict[str, Any], ticket_text: str) -> Behaviour:
+        with self._lock:
+            self._chat_count += 1
+            self._chat_requests.append(request)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            for override in self._overrides:
+                if override.text in ticket_text and override.remaining != 0:
+                    if override.remaining is not None:
+                        override.remaining -= 1
+                    return override.behaviour
+            if self._fail_first_remaining > 0:
+                self._fail_first_remaining -= 1
+                return self._fail_first_behaviour
+            return self.behaviour
+
+    def _end_chat(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _latency(self) -> float:
+        jitter = self.latency_jitter_s
+        return self.latency_s + (self._random.uniform(0.0, jitter) if jitter > 0 else 0.0)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Connections are tracked and closed by FakeOllama.stop(); joining here would wait on idle keep-alives.
+    block_on_close = False
+    # The default backlog of 5 makes a burst of 16+ connects wait for SYN retries (1 s each).
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], fake: FakeOllama) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall on some hosts.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out or was stopped mid-answer is expected, not a failure of the fake.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeOllama/1.0"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    # Buffered writes: status line, headers and body leave in one segment per response.
+    wbufsize = 64 * 1024
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection)
+        if self.server.fake._stopping.is_set():
+            # Accepted just before stop() closed the tracked sockets: close this one too.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one stderr line per request would dominate benchmark runs
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self.server.fake._count_request()
+        path = self.path.split("?", 1)[0]
+        if path == "/api/version":
+            self._send_json(200, {"version": OLLAMA_VERSION})
+        elif path == "/api/tags":
+            self._send_json(200, {"models": [_tag(name) for name in self.server.fake.models]})
+        elif path == "/":
+            self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
+        else:
+            self._send(404, b"404 page not found", "text/plain")
+
+    def do_HEAD(self) -> None:
+        self.server.fake._count_request()
+        status = 200 if self.path.split("?", 1)[0] in ("/", "/api/version") else 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        fake._count_request()
+        raw = self._read_body()
+        if self.path.split("?", 1)[0] != "/api/chat":
+            self._send(404, b"404 page not found", "text/plain")
+            return
+        try:
+            request = json.loads(raw) if raw else None
+        except ValueError as exc:
+            self._send_json(400, {"error": f"invalid request body: {exc}"})
+            return
+        if not isinstance(request, dict):
+            self._send_json(400, {"error": "invalid request body"})
+            return
+        if not request.get("model"):
+            self._send_json(400, {"error": "model is required"})
+            return
+        title, description = _ticket(request)
+        behaviour = fake._begin_chat(request, f"{title}\n{description}")
+        try:
+            self._chat(request, behaviour, title, description)
+        finally:
+            fake._end_chat()
+
+    # -- chat --------------------------------------------------------------------------------------
+
+    def _chat(self, request: dict[str, Any], behaviour: Behaviour, title: str, description: str) -> None:
+        fake = self.server.fake
+        started = time.perf_counter_ns()
+        model = str(request["model"])
+        fake._pause(fake.hang_s if behaviour is Behaviour.HANG else fake._latency())
+        if behaviour is Behaviour.DROP_CONNECTION:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if behaviour is Behaviour.HTTP_500:
+            self._send_json(500, {"error": "llama runner process has terminated: exit status 2"})
+            return
+        if behaviour is Behaviour.MODEL_NOT_FOUND or (
+            fake.strict_models and model not in fake.models and f"{model}:latest" not in fake.models
+        ):
+            self._send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
+            return
+        if behaviour is Behaviour.NOT_OLLAMA:
+            self._send(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
+            return
+        answer = _answer(title, description, _categories(request.get("format")))
+        if behaviour is Behaviour.INVALID_JSON:
+            content = 'Sure! Here is the triage:\n{"category": "' + str(answer["category"]) + '", "priority": '
+        elif behaviour is Behaviour.SCHEMA_VIOLATION:
+            wrong = dict(answer, category="not_a_category")
+            del wrong["confidence"]
+            content = json.dumps(wrong)
+        else:  # VALID, and HANG once it has waited (the client has usually given up by then)
+            content = json.dumps(answer, ensure_ascii=False)
+        prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in _messages(request)) // 4)
+        completion_tokens = max(1, len(content) // 4)
+        if request.get("stream", True) is False:
+            self._send_json(200, _final(model, content, started, prompt_tokens, completion_tokens))
+        else:
+            self._stream(model, content, started, prompt_tokens, completion_tokens)
+
+    def _stream(self, model: str, content: str, started: int, prompt_tokens: int, completion_tokens: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(content), _STREAM_PIECE_CHARS):
+            piece = content[start : start + _STREAM_PIECE_CHARS]
+            self._write_chunk(
+                {
+                    "model": model,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
+            )
+        self._write_chunk(_final(model, "", started, prompt_tokens, completion_tokens))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _write_chunk(self, part: Mapping[str, Any]) -> None:
+        line = json.dumps(part, ensure_ascii=False).encode() + b"\n"
+        self.wfile.write(b"%x\r\n%b\r\n" % (len(line), line))
+        self.wfile.flush()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_json(self, status: int, body: Mapping[str, Any]) -> None:
+        self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# -- answers -----------------------------------------------------------------------------------------
+
+_CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("security", ("phishing", "hacked", "vulnerab", "suspicious", "breach", "xss", "injection", "leak")),
+    ("outage", ("outage", "is down", "site down", "everyone", "all users", "all our customers", "502", "503")),
+    ("account_access", ("login", "log in", "password", "2fa", "locked out", "sso", "sign in", "logs me out")),
+    ("billing", ("charge", "invoice", "refund", "billing", "payment", "subscription", "payout", "plan")),
+    ("feature_request", ("feature", "would be great", "please add", "sugestão", "integração", "suggestion")),
+    ("how_to", ("how do i", "how to", "how can i", "where can i", "is it possible")),
+    ("bug", ("error", "broken", "crash", "bug", "not working", "doesn't work", "fails", "wrong")),
+)
+_PRIORITY_BY_CATEGORY = {
+    "security": "urgent",
+    "outage": "urgent",
+    "billing": "high",
+    "account_access": "high",
+    "bug": "normal",
+    "how_to": "normal",
+    "feature_request": "low",
+    "other": "low",
+}
+_NEGATIVE = ("terrible", "worst", "angry", "unacceptable", "frustrat", "ridiculous", "useless", "fix it", "!!!")
+_POSITIVE = ("thank", "love", "great", "awesome", "fantastic", "you rock", "adoro", "obrigad", "gracias", "merci")
+_LANGUAGE_MARKERS = {
+    "pt": {"não", "olá", "oi", "obrigado", "obrigada", "você", "vocês", "estou", "pessoal", "seria", "muito"},
+    "es": {"hola", "gracias", "puedo", "usted", "pero", "necesito", "cuenta", "mi", "tengo", "por", "favor"},
+    "de": {"ich", "nicht", "und", "danke", "bitte", "mein", "meine", "ist", "konto", "kann", "habe"},
+    "fr": {"je", "ne", "pas", "merci", "bonjour", "mon", "est", "compte", "vous", "avec", "suis"},
+}
+
+
+def _answer(title: str, description: str, categories: tuple[str, ...] | None) -> dict[str, Any]:
+    """The deterministic triage answer of a ticket, by keyword rules."""
+    text = f"{title}\n{description}".lower()
+    category = _category(text, categories)
+    negative = sum(marker in text for marker in _NEGATIVE)
+    positive = sum(marker in text for marker in _POSITIVE)
+    sentiment = "negative" if negative > positive else "positive" if positive > negative else "neutral"
+    words = set(_WORD.findall(text))
+    hits = {lang: len(words & markers) for lang, markers in _LANGUAGE_MARKERS.items()}
+    language = max(hits, key=lambda lang: hits[lang]) if max(hits.values()) > 0 else "en"
+    summary = " ".join(title.split())[:300] or " ".join(description.split())[:300] or "Support ticket"
+    return {
+        "category": category,
+        "priority": _PRIORITY_BY_CATEGORY.get(category, "normal"),
+        "sentiment": sentiment,
+        "language": language,
+        "summary": f"Customer writes: {summary}",
+        "confidence": 0.8,
+    }
+
+
+def _category(text: str, categories: tuple[str, ...] | None) -> str:
+    allowed = set(categories) if categories else None
+    for category, keywords in _CATEGORY_RULES:
+        if (allowed is None or category in allowed) and any(word in text for word in keywords):
+            return category
+    for category in categories or ():
+        # A custom vocabulary: a category whose own name appears in the ticket wins.
+        if category.replace("_", " ") in text:
+            return category
+    if allowed is None or "other" in allowed:
+        return "other"
+    return (categories or ("other",))[0]
+
+
+def _categories(schema: object) -> tuple[str, ...] | None:
+    if not isinstance(schema, dict):
+        return None
+    category = schema.get("properties", {}).get("category", {})
+    enum = category.get("enum") if isinstance(category, dict) else None
+    if isinstance(enum, list) and enum and all(isinstance(value, str) for value in enum):
+        return tuple(enum)
+    return None
+
+
+def _messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    messages = request.get("messages")
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+def _ticket(request: Mapping[str, Any]) -> tuple[str, str]:
+    """(title, description) from the last user message's `<ticket>` JSON block, or its plain text."""
+    content = ""
+    for message in reversed(_messages(request)):
+        if message.get("role") == "user":
+            content = str(message.get("content") or "")
+            break
+    block = _TICKET_BLOCK.search(content)
+    if block is not None:
+        try:
+            data = json.loads(block.group(1))
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return str(data.get("title", "")), str(data.get("description", ""))
+        content = block.group(1)
+    first_line = content.strip().split("\n", 1)[0]
+    return first_line, content
+
+
+def _final(model: str, content: str, started_ns: int, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    total = max(1, time.perf_counter_ns() - started_ns)
+    load = min(total // 10, 1_500_000)
+    prompt_eval = (total - load) // 5
+    return {
+        "model": model,
+        "created_at": _now(),
+        "message": {"role": "assistant", "content": content},
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": total,
+        "load_duration": load,
+        "prompt_eval_count": prompt_tokens,
+        "prompt_eval_duration": prompt_eval,
+        "eval_count": completion_tokens,
+        "eval_duration": total - load - prompt_eval,
+    }
+
+
+def _tag(name: str) -> dict[str, Any]:
+    family = name.split(":", 1)[0]
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": "2025-09-01T10:00:00.123456+00:00",
+        "size": 291_554_930,
+        "digest": hashlib.sha256(name.encode()).hexdigest(),
+        "details": {
+            "parent_model": "",
+            "format": "gguf",
+            "family": family,
+            "families": [family],
+            "parameter_size": "268.10M",
+            "quantization_level": "Q8_0",
+        },
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fake as a process until SIGINT/SIGTERM; prints `FAKE_OLLAMA_URL=...` once listening."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_ollama", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each chat answer")
+    parser.add_argument("--jitter", type=float, default=0.0, help="extra uniform random latency, seconds")
+    parser.add_argument("--behaviour", type=Behaviour, choices=list(Behaviour), default=Behaviour.VALID)
+    parser.add_argument("--hang", type=float, default=30.0, help="seconds a HANG call waits")
+    parser.add_argument("--model", action="append", help="model listed by /api/tags (repeatable)")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    fake = FakeOllama(
+        host=args.host,
+        port=args.port,
+        behaviour=args.behaviour,
+        latency_s=args.latency,
+        latency_jitter_s=args.jitter,
+        hang_s=args.hang,
+        models=args.model or (DEFAULT_MODEL,),
+        seed=args.seed,
+    )
+    with fake:
+        print(f"FAKE_OLLAMA_URL={fake.url}", flush=True)
+        while not stop.wait(1.0):
+            pass
+        print(f"served {fake.request_count} requests ({fake.chat_count} chats)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Ops of the triage job: a thin driver of the application use cases (no SQL, no triage rule here)."""
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from dagster import (
+    AssetMaterialization,
+    Backoff,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    OpExecutionContext,
+    Out,
+    Output,
+    RetryPolicy,
+    op,
+)
+from pydantic import Field
+
+from triage_pipeline.application.batches import CreateBatchCommand, FinishBatchCommand
+from triage_pipeline.application.log_queries import BatchLogsQuery
+from triage_pipeline.application.triage import TriageJobsCommand, TriageOutcome
+from triage_pipeline.domain.batch import BatchOrigin
+from triage_pipeline.log_report import report_metadata
+from triage_pipeline.resources import TriageServices
+
+TRIAGE_LOGS_ASSET = "triage_job_logs"
+
+
+class TriageRunConfig(Config):
+    """How a run picks and splits its work."""
+
+    batch_id: str | None = Field(
+        default=None, description="Process this batch (queued by the API); empty: create one from eligible jobs."
+    )
+    max_items: int = Field(default=1000, ge=1, le=10_000, description="Largest batch a run creates.")
+    jobs_per_chunk: int = Field(
+        default=250, ge=1, le=10_000, description="Jobs per dynamic output (1 = one Dagster step per job)."
+    )
+    llm_concurrency: int = Field(default=16, ge=1, le=256, description="LLM calls in flight inside one step.")
+
+
+@op(
+    out={"batch": Out(dict), "chunks": DynamicOut(dict, is_required=False)},
+    description="Load the queued batch, or create one from eligible jobs, and split its jobs into chunks.",
+)
+def plan_batch(
+    context: OpExecutionContext, config: TriageRunConfig, services: TriageServices
+) -> Iterator[Output[dict[str, Any]] | DynamicOutput[dict[str, Any]]]:
+    """Yield the batch summary, then one dynamic output per chunk of job ids."""
+    container = services.container
+    if config.batch_id:
+        batch_id = UUID(config.batch_id)
+        job_ids = [str(item.job_id) for item in container.batch_job_ids.execute(batch_id)]
+        origin = "queued"
+    else:
+        created = container.create_batch.execute(CreateBatchCommand(max_items=config.max_items, origin=BatchOrigin.RUN))
+        if created is None:
+            yield Output(
+                {"batch_id": None, "total_items": 0},
+                "batch",
+                metadata={"status": "EMPTY", "total_items": 0, "reason": "no eligible job"},
+            )
+            return
+        batch_id = created.batch.id
+        job_ids = [str(j) for j in created.job_ids]
+        origin = "created"
+    context.instance.add_run_tags(context.run_id, {"triage/batch_id": str(batch_id)})
+    yield Output(
+        {"batch_id": str(batch_id), "total_items": len(job_ids)},
+        "batch",
+        metadata={"status": "QUEUED", "batch_id": str(batch_id), "total_items": len(job_ids), "origin": origin},
+    )
+    size = config.jobs_per_chunk
+    for index, start in enumerate(range(0, len(job_ids), size)):
+        yield DynamicOutput(
+            {"batch_id": str(batch_id), "job_ids": job_ids[start : start + size]},
+            output_name="chunks",
+            mapping_key=f"chunk_{index:05d}",
+        )
+
+
+@op(
+    retry_policy=RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL),
+    description="Triage one chunk of jobs with bounded LLM concurrency; every attempt is logged in Postgres.",
+)
+def triage_chunk(
+    context: OpExecutionContext, config: TriageRunConfig, services: TriageServices, chunk: dict[str, Any]
+) -> dict[str, int]:
+    """Counts of DONE / FAILED / SKIPPED jobs in the chunk (a retried step skips jobs already ended)."""
+    results = services.container.triage_jobs.execute(
+        TriageJobsCommand(
+            job_ids=[UUID(j) for j in chunk["job_ids"]],
+            batch_id=UUID(chunk["batch_id"]),
+            concurrency=config.llm_concurrency,
+        )
+    )
+    counts = {outcome.value: 0 for outcome in TriageOutcome}
+    for result in results:
+        counts[result.outcome.value] += 1
+    context.add_output_metadata(counts)
+    return counts
+
+
+@op(description="Finish the batch (RUNNING -> DONE) and materialize its attempt logs.")
+def finish_batch(
+    context: OpExecutionContext, services: TriageServices, batch: dict[str, Any], chunk_counts: list[dict[str, int]]
+) -> Iterator[AssetMaterialization | Output[dict[str, Any]]]:
+    """Close the batch, then record the report of its logs on the `triage_job_logs` asset."""
+    container = services.container
+    batch_id = UUID(batch["batch_id"])
+    finished = container.finish_batch.execute(FinishBatchCommand(batch_id))
+    report = container.batch_logs.execute(BatchLogsQuery(batch_id))
+    yield AssetMaterialization(
+        asset_key=TRIAGE_LOGS_ASSET,
+        description=f"Attempts of batch {batch_id}",
+        metadata=report_metadata(report.batch, report.logs),
+    )
+    totals = {key: sum(c.get(key, 0) for c in chunk_counts) for key in ("DONE", "FAILED", "SKIPPED")}
+    yield Output(
+        {"batch_id": str(batch_id), "status": finished.status.value, **totals},
+        metadata={"status": finished.status.value, **totals},
+    )
