@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     job_lease_s: int = Field(default=600, ge=10)
     failure_rate_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
 
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    dagster_port: int = Field(default=3000, ge=1, le=65535)
+    dagster_db_name: str = "dagster"
+
     embedded_pg_dir: Path = PROJECT_ROOT / ".pgdata"
     embedded_pg_port: int = Field(default=54329, ge=1, le=65535)
 

@@ -1,0 +1,146 @@
+"""Entry point of the `triage` command: parse arguments, run one command, one-line errors."""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from triage_pipeline.application.batches import BatchStatusQuery, CreateBatchCommand, MAX_BATCH_SIZE
+from triage_pipeline.domain.exceptions import DomainError
+from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
+from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgresError
+from triage_pipeline.infrastructure.logging import configure_logging
+from triage_pipeline.infrastructure.migrations import current_revision, downgrade_to, upgrade_to_head
+from triage_pipeline.infrastructure.settings import Settings, SettingsError, load_settings
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on."""
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the whole service in the foreground."""
+    from triage_pipeline.cli.supervisor import StartupError, Supervisor
+
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.start()
+    except (StartupError, EmbeddedPostgresError) as exc:
+        supervisor.stop()
+        raise CommandError(str(exc)) from None
+    except BaseException:
+        supervisor.stop()
+        raise
+    return supervisor.wait() or (supervisor.stop() or 0)
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    """Start, stop, inspect or migrate the database."""
+    configured = settings.configured_database_url()
+    if args.action in ("up", "down") and configured is not None:
+        raise CommandError("DATABASE_URL / DB_HOST is set: the embedded server is not used")
+    if args.action == "up":
+        server = embedded_server(settings)
+        server.start()
+        server.ensure_database(settings.db_name)
+        print(f"embedded PostgreSQL running on {server.host}:{server.port} (data in {server.data_dir})")
+    elif args.action == "down":
+        embedded_server(settings).stop()
+        print("embedded PostgreSQL stopped")
+    elif args.action == "status":
+        if configured is None:
+            port = embedded_server(settings).running_port()
+            print(f"embedded PostgreSQL: {'running on port ' + str(port) if port else 'stopped'}")
+            if port is None:
+                return 1
+        url = resolve_database_url(settings)
+        print(f"schema revision: {current_revision(url) or 'none (run `triage db migrate`)'}")
+    elif args.action == "migrate":
+        url = resolve_database_url(settings)
+        if args.to == "head":
+            upgrade_to_head(url)
+        else:
+            downgrade_to(url, args.to)
+        print(f"schema revision: {current_revision(url)}")
+    return 0
+
+
+def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a batch or show its progress."""
+    container = Container(settings)
+    try:
+        if args.action == "create":
+            created = container.create_batch.execute(CreateBatchCommand(max_items=args.max_items))
+            if created is None:
+                print(json.dumps({"status": "EMPTY", "batch": None, "total_items": 0}))
+            else:
+                batch = {"id": str(created.batch.id), "total_items": created.batch.total_items}
+                print(json.dumps({"status": "QUEUED", "batch": batch}))
+        else:
+            progress = container.batch_progress.execute(BatchStatusQuery(args.batch_id))
+            print(
+                json.dumps(
+                    {
+                        "id": str(progress.batch.id),
+                        "status": progress.batch.status.value,
+                        "total_items": progress.batch.total_items,
+                        "items": {k.value: v for k, v in progress.counts.items()},
+                        "started_at": progress.batch.started_at.isoformat(),
+                        "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
+                    }
+                )
+            )
+    finally:
+        container.close()
+    return 0
+
+
+def _batch_size(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH_SIZE}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog="triage", description="Ticket Triage: AI triage of support tickets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the database, LLM, API and Dagster; Ctrl-C stops them all")
+    run.set_defaults(handler=cmd_run)
+
+    db = sub.add_parser("db", help="the database: up | down | status | migrate")
+    db.add_argument("action", choices=["up", "down", "status", "migrate"])
+    db.add_argument("--to", default="head", help="migrate: target revision (default head; 'base' empties it)")
+    db.set_defaults(handler=cmd_db)
+
+    batch = sub.add_parser("batch", help="batches: create | status ID")
+    batch_sub = batch.add_subparsers(dest="action", required=True)
+    create = batch_sub.add_parser("create", help="claim eligible jobs into a new batch")
+    create.add_argument("--max-items", type=_batch_size, default=1000)
+    status = batch_sub.add_parser("status", help="progress of a batch")
+    status.add_argument("batch_id", type=UUID)
+    batch.set_defaults(handler=cmd_batch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; failures print one line on stderr and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level if args.command == "run" else "WARNING")
+        handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+        return handler(settings, args)
+    except (SettingsError, CommandError, EmbeddedPostgresError, DomainError) as exc:
+        print(f"triage: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

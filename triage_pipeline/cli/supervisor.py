@@ -1,0 +1,163 @@
+"""`triage run`: start the database, migrations, the LLM, the API and Dagster; stop them all on Ctrl-C."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from triage_pipeline.infrastructure.database import embedded_server
+from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, port_is_free
+from triage_pipeline.infrastructure.migrations import upgrade_to_head
+from triage_pipeline.infrastructure.settings import PROJECT_ROOT, Settings
+from triage_pipeline.infrastructure.url_parts import database_env
+
+STOP_TIMEOUT_S = 15.0
+
+
+class StartupError(RuntimeError):
+    """A part of the service could not start; the message says which and what to do."""
+
+
+@dataclass
+class Child:
+    """A process the supervisor started."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Supervisor:
+    """Starts every part in order and stops them in reverse order."""
+
+    settings: Settings
+    children: list[Child] = field(default_factory=list)
+    started_postgres: EmbeddedPostgres | None = None
+    stopping: bool = False
+
+    def _check_port(self, host: str, port: int, setting: str) -> None:
+        if not port_is_free(host, port):
+            raise StartupError(f"port {port} on {host} is already in use: set {setting} to a free port")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        # A new session: the child gets default signal handling (Dagster ignores SIGTERM when SIGINT is
+        # ignored) and its own process group, so stopping it also stops its helpers.
+        process = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        self.children.append(Child(name, process))
+
+    def start(self) -> None:
+        """Bring everything up and print where each part listens."""
+        s = self.settings
+        self._check_port(s.api_host, s.api_port, "API_PORT")
+        self._check_port(s.api_host, s.dagster_port, "DAGSTER_PORT")
+
+        database_url = s.configured_database_url()
+        if database_url is None:
+            server = embedded_server(s)
+            already = server.running_port() is not None
+            server.start()
+            if not already:
+                self.started_postgres = server
+            database_url = server.ensure_database(s.db_name)
+            server.ensure_database(s.dagster_db_name)
+            print(f"PostgreSQL    embedded, {server.host}:{server.port} (data in {server.data_dir})")
+        else:
+            print("PostgreSQL    from DATABASE_URL / DB_*")
+        upgrade_to_head(database_url)
+        print("migrations    at head")
+
+        env = {**os.environ, **database_env(database_url, s.dagster_db_name)}
+        env["DAGSTER_HOME"] = str(self._dagster_home())
+        env["LLM_MODEL"] = s.llm_model
+
+        llm_url = s.effective_llm_base_url()
+        if s.llm_base_url is None:
+            self._start_offline_llm(env)
+            print(f"LLM           offline demo model at {llm_url} (demo quality, not production triage)")
+        else:
+            print(f"LLM           {llm_url}, model {s.llm_model}")
+        env["LLM_BASE_URL"] = llm_url
+
+        bin_dir = Path(sys.executable).parent
+        self._spawn(
+            "api",
+            [str(bin_dir / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port)],
+            env,
+        )
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        self._spawn(
+            "dagster-webserver",
+            [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", s.api_host, "-p", str(s.dagster_port)],
+            env,
+        )
+        self._spawn("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+        print(f"API           http://{s.api_host}:{s.api_port}  (docs at /docs)")
+        print(f"Dagster UI    http://{s.api_host}:{s.dagster_port}")
+        print("Press Ctrl-C to stop everything.")
+
+    def _dagster_home(self) -> Path:
+        home = PROJECT_ROOT / ".dagster_home"
+        home.mkdir(exist_ok=True)
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        return home
+
+    def _start_offline_llm(self, env: dict[str, str]) -> None:
+        port = self.settings.offline_llm_port
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise StartupError(
+                "no LLM configured and the offline demo model is not installed: run `make offline-llm` "
+                "(compiles llama.cpp once, several minutes) or set LLM_BASE_URL to your Ollama"
+            )
+        self._check_port("127.0.0.1", port, "OFFLINE_LLM_PORT")
+        self._spawn(
+            "offline-llm",
+            [sys.executable, "-m", "triage_pipeline.infrastructure.llm.offline_server", "--port", str(port)],
+            env,
+        )
+
+    def wait(self) -> int:
+        """Block until a signal or a child dies; then stop everything. Returns the exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        while not self.stopping:
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    print(f"{child.name} exited with code {code}; stopping the others", file=sys.stderr)
+                    self.stop()
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def stop(self) -> None:
+        """Stop children (SIGTERM, then SIGKILL after a timeout), then the embedded database if we started it."""
+        self.stopping = True
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+            # Helpers a child left in its group (code servers, workers) go too.
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.children.clear()
+        if self.started_postgres is not None:
+            self.started_postgres.stop()
+            self.started_postgres = None
+        print("stopped")
