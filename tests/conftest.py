@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 
 from tests.support.fixtures import fake_ollama  # noqa: F401
 from triage_pipeline.infrastructure.db.engine import make_engine
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port
+from triage_pipeline.infrastructure.migrations import alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = (
@@ -41,13 +41,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
     server.start()
     yield server
     server.stop()
-
-
-def alembic_config(url: str) -> Config:
-    """Alembic configured from pyproject.toml, pointed at `url`."""
-    config = Config(toml_file=str(PROJECT_ROOT / "pyproject.toml"))
-    config.set_main_option("sqlalchemy.url", url)
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
 
-from tests.conftest import alembic_config
 from triage_pipeline.infrastructure.db.models import Base
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres
+from triage_pipeline.infrastructure.migrations import alembic_config
 
 
 def test_server_is_postgresql_17_or_newer(database_url: str) -> None:
