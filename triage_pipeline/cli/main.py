@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
-from triage_pipeline.application.batches import BatchStatusQuery, CreateBatchCommand, MAX_BATCH_SIZE
+from triage_pipeline.application.batches import MAX_BATCH_SIZE, BatchStatusQuery, CreateBatchCommand
 from triage_pipeline.domain.exceptions import DomainError
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
@@ -33,7 +33,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     except BaseException:
         supervisor.stop()
         raise
-    return supervisor.wait() or (supervisor.stop() or 0)
+    code = supervisor.wait()
+    supervisor.stop()
+    return code
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:

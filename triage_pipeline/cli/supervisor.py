@@ -1,5 +1,6 @@
 """`triage run`: start the database, migrations, the LLM, the API and Dagster; stop them all on Ctrl-C."""
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -87,7 +88,15 @@ class Supervisor:
         bin_dir = Path(sys.executable).parent
         self._spawn(
             "api",
-            [str(bin_dir / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port)],
+            [
+                str(bin_dir / "uvicorn"),
+                "api.main:app",
+                "--host",
+                s.api_host,
+                "--port",
+                str(s.api_port),
+                "--no-access-log",
+            ],
             env,
         )
         workspace = str(PROJECT_ROOT / "workspace.yaml")
@@ -152,10 +161,8 @@ class Supervisor:
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
             # Helpers a child left in its group (code servers, workers) go too.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.children.clear()
         if self.started_postgres is not None:
             self.started_postgres.stop()

@@ -5,6 +5,7 @@ from datetime import datetime
 from uuid import UUID
 
 DEFAULT_OWNER_ID = UUID("00000000-0000-0000-0000-000000000000")
+OWNER_NAME_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)

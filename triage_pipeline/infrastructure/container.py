@@ -1,8 +1,9 @@
 """The composition root: builds adapters once per process and hands out use cases."""
 
+import threading
 from functools import cached_property
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from triage_pipeline.application.batches import (
     CreateBatch,
@@ -42,16 +43,21 @@ class Container:
         self._database_url = database_url
         self._llm = llm
         self.clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None
 
     @cached_property
     def database_url(self) -> str:
         """The database in use (starting the embedded server when none is configured)."""
         return self._database_url or resolve_database_url(self.settings)
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        """The process's connection pool."""
-        return make_engine(self.database_url)
+        """The process's connection pool (built once, even when first used by two threads at once)."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = make_engine(self.database_url)
+            return self._engine
 
     @cached_property
     def uow(self) -> SqlUnitOfWorkFactory:
@@ -160,10 +166,15 @@ class Container:
         """Use case."""
         return CountExpiredLeases(self.uow, self.clock)
 
+    def ping_database(self) -> None:
+        """Run `SELECT 1`; raises the driver's error when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar_one()
+
     def close(self) -> None:
         """Release the connection pool and the LLM client."""
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
         close = getattr(self.__dict__.get("llm"), "close", None)
         if callable(close):
             close()

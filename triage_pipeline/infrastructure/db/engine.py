@@ -13,4 +13,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        pool_timeout=10,
+        # A database host that drops packets must fail fast (503), not hang a request.
+        connect_args={"connect_timeout": 5},
     )

@@ -1,0 +1,63 @@
+"""The FastAPI application: `create_app()` wires routers, error handlers and middleware around a Container."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware, RequestContextMiddleware
+from api.openapi import DESCRIPTION, ProblemDocumentingFastAPI
+from api.problems import problem_responses
+from api.routers import batches, health, owners, tickets
+from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.infrastructure.logging import configure_logging
+from triage_pipeline.infrastructure.settings import get_settings
+
+
+def _version() -> str:
+    try:
+        return version("ticket-triage")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    """The API over `container`; when None, one is built from the settings at startup and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:  # the caller owns it (tests, embedding)
+            yield
+            return
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        owned = Container(settings)
+        # Resolve the database (maybe starting the embedded server) once, before serving concurrent requests.
+        await anyio.to_thread.run_sync(lambda: owned.engine)
+        app.state.container = owned
+        try:
+            yield
+        finally:
+            owned.close()
+
+    app = ProblemDocumentingFastAPI(
+        title="Ticket Triage intake API",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=problem_responses(500),
+    )
+    if container is not None:
+        app.state.container = container
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every response, 413s and 500s included, gets an id
+    for module in (tickets, owners, batches, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,41 @@
+"""The OpenAPI description of the service, and a FastAPI that documents errors as problem+json."""
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.middleware import MAX_BODY_BYTES, REQUEST_ID_HEADER
+from api.schemas.problem import PROBLEM_MEDIA_TYPE
+from api.schemas.ticket_batch import MAX_BATCH_ITEMS
+
+DESCRIPTION = f"""
+Support tools post tickets here; a pipeline triages them with an LLM.
+
+**Limits.** A request body holds at most {MAX_BODY_BYTES} bytes (2 MiB), checked on `Content-Length` and on the
+streamed body (413 `payload_too_large`). `POST /tickets/batch` takes at most {MAX_BATCH_ITEMS:,} items
+(413 `too_many_items`). Field limits are in the schemas below.
+
+**Idempotency.** `(owner_id, external_id)` is unique: re-posting a ticket answers 409 `duplicate_ticket` with the
+`existing_id` (or DUPLICATE in a batch), so a create is safe to retry.
+
+**Errors** are `{PROBLEM_MEDIA_TYPE}` (RFC 9457: `type`, `title`, `status`, `detail`, `instance`) with a stable
+`code` and the `request_id`; validation errors (422 `validation_error`) list each bad field in `errors`.
+Every response carries an `{REQUEST_ID_HEADER}` header (a sane incoming one is kept).
+""".strip()
+
+
+class ProblemDocumentingFastAPI(FastAPI):
+    """FastAPI whose OpenAPI schema gives every 4xx/5xx response the problem+json media type."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The schema, built once."""
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        schema = super().openapi()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(code)[0] in "45" and "application/json" in content:
+                        response["content"] = {PROBLEM_MEDIA_TYPE: content["application/json"]}
+        return schema

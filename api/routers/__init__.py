@@ -1,0 +1,1 @@
+"""HTTP routers: each turns requests into use-case commands and results into DTOs."""

@@ -1,0 +1,1 @@
+"""Pydantic DTOs of the API, one concept per module."""
