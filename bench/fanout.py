@@ -86,10 +86,16 @@ def main() -> None:
         with DagsterInstance.get() as instance:
             for chunk in args.chunks:
                 with engine.begin() as conn:
-                    conn.execute(text("TRUNCATE triage_job_logs, triage_job_batch_items, triage_jobs, "
-                                      "triage_job_batches, tickets CASCADE"))
-                items = [NewTicket(DEFAULT_OWNER_ID, f"B-{i}", f"Checkout broken {i}", "Pay button fails.")
-                         for i in range(args.n)]
+                    conn.execute(
+                        text(
+                            "TRUNCATE triage_job_logs, triage_job_batch_items, triage_jobs, "
+                            "triage_job_batches, tickets CASCADE"
+                        )
+                    )
+                items = [
+                    NewTicket(DEFAULT_OWNER_ID, f"B-{i}", f"Checkout broken {i}", "Pay button fails.")
+                    for i in range(args.n)
+                ]
                 CreateTickets(uow, SystemClock()).execute(CreateTicketsCommand(items))
                 config = {"jobs_per_chunk": chunk, "llm_concurrency": args.concurrency, "max_items": args.n}
                 started = time.perf_counter()
