@@ -16,6 +16,9 @@ from triage_pipeline.infrastructure.migrations import alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = (
+    "evaluation_runs",
+    "triage_corrections",
+    "prompt_activations",
     "triage_job_logs",
     "triage_job_batch_items",
     "triage_jobs",

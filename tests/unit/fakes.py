@@ -8,6 +8,8 @@ from typing import Self
 from uuid import UUID
 
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.correction import TriageCorrection
+from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.exceptions import DuplicateTicket
 from triage_pipeline.domain.llm_errors import LlmError
 from triage_pipeline.domain.owner import Owner
@@ -43,6 +45,9 @@ class Store:
         self.items: dict[UUID, TriageJobBatchItem] = {}
         self.prompts: dict[UUID, Prompt] = {}
         self.logs: list[TriageJobLog] = []
+        self.evaluations: list[EvaluationRun] = []
+        self.corrections: list[TriageCorrection] = []
+        self.activations: list[tuple[UUID, int | None, str]] = []
 
 
 class FakeUowFactory:
@@ -71,6 +76,9 @@ class MemoryUow:
         self.batches = MemBatches(self.data)
         self.prompts = MemPrompts(self.data)
         self.logs = MemLogs(self.data)
+        self.evaluations = MemEvaluations(self.data)
+        self.corrections = MemCorrections(self.data)
+        self.activations = MemActivations(self.data)
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -255,6 +263,45 @@ class MemLogs:
 
     def for_batch(self, batch_id: UUID) -> list[TriageJobLog]:
         return [log for log in self.d.logs if log.batch_id == batch_id]
+
+
+class MemEvaluations:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, run: EvaluationRun) -> None:
+        self.d.evaluations.append(run)
+
+    def list(self, name: str, versions: Sequence[int] = ()) -> list[EvaluationRun]:
+        runs = [
+            r for r in self.d.evaluations if r.prompt_name == name and (not versions or r.prompt_version in versions)
+        ]
+        return sorted(runs, key=lambda r: r.created_at, reverse=True)
+
+
+class MemCorrections:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, correction: TriageCorrection) -> None:
+        self.d.corrections.append(correction)
+
+    def for_ticket(self, ticket_id: UUID) -> list[TriageCorrection]:
+        return [c for c in self.d.corrections if c.ticket_id == ticket_id]
+
+    def latest_per_ticket(self) -> list[tuple[TriageCorrection, Ticket]]:
+        latest: dict[UUID, TriageCorrection] = {}
+        for c in self.d.corrections:
+            latest[c.ticket_id] = c
+        return [(c, self.d.tickets[c.ticket_id]) for c in latest.values()]
+
+
+class MemActivations:
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
+        self.d.activations.append((prompt.id, previous_version, activated_by))
 
 
 class FakeLlm:

@@ -82,3 +82,33 @@ class InvalidCursor(DomainError):
     def __init__(self, cursor: str) -> None:
         super().__init__(f"invalid pagination cursor {cursor[:80]!r}")
         self.cursor = cursor
+
+
+class RetriageNotAllowed(DomainError):
+    """A ticket cannot be queued again now (still being triaged, or its job still has attempts left)."""
+
+    code = "retriage_not_allowed"
+
+
+class UnknownLabel(DomainError):
+    """A label is not in the vocabulary of the prompt version it is checked against."""
+
+    code = "unknown_label"
+
+    def __init__(self, field: str, value: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{field} {value!r} is not one of {', '.join(allowed)}")
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+
+
+class NotCorrectable(DomainError):
+    """Only a ticket with a model answer can be corrected."""
+
+    code = "not_correctable"
+
+
+class InvalidPrompt(DomainError):
+    """A new prompt version is not usable (e.g. its user template has no `{ticket}` placeholder)."""
+
+    code = "invalid_prompt"

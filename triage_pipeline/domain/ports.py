@@ -8,6 +8,8 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.correction import TriageCorrection
+from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
@@ -249,6 +251,42 @@ class TriageJobLogRepository(Protocol):
         ...
 
 
+class EvaluationRunRepository(Protocol):
+    """Stored evaluation runs."""
+
+    def add(self, run: EvaluationRun) -> None:
+        """Store a run."""
+        ...
+
+    def list(self, name: str, versions: Sequence[int] = ()) -> list[EvaluationRun]:
+        """Runs of a prompt name (optionally only these versions), newest first."""
+        ...
+
+
+class CorrectionRepository(Protocol):
+    """Human corrections of triage answers."""
+
+    def add(self, correction: TriageCorrection) -> None:
+        """Store a correction."""
+        ...
+
+    def for_ticket(self, ticket_id: UUID) -> list[TriageCorrection]:
+        """Corrections of a ticket, oldest first."""
+        ...
+
+    def latest_per_ticket(self) -> list[tuple[TriageCorrection, Ticket]]:
+        """The newest correction of every corrected ticket, with its ticket."""
+        ...
+
+
+class PromptActivationRepository(Protocol):
+    """The audit trail of prompt activations."""
+
+    def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
+        """Record that `prompt` became active."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or roll back together."""
 
@@ -258,6 +296,9 @@ class UnitOfWork(Protocol):
     batches: BatchRepository
     prompts: PromptRepository
     logs: TriageJobLogRepository
+    evaluations: EvaluationRunRepository
+    corrections: CorrectionRepository
+    activations: PromptActivationRepository
 
     def __enter__(self) -> Self:
         """Begin."""

@@ -39,6 +39,12 @@ class Ticket:
             raise InvalidTransition("ticket", self.status, TicketStatus.COMPLETED)
         return replace(self, status=TicketStatus.COMPLETED, answer=answer, updated_at=now)
 
+    def requeue(self, now: datetime) -> "Ticket":
+        """COMPLETED | FAILED -> PENDING, for a re-triage by a new job (the last answer is kept until replaced)."""
+        if self.status not in (TicketStatus.COMPLETED, TicketStatus.FAILED):
+            raise InvalidTransition("ticket", self.status, TicketStatus.PENDING)
+        return replace(self, status=TicketStatus.PENDING, updated_at=now)
+
     def fail(self, now: datetime) -> "Ticket":
         """ON_TRIAGE -> FAILED; a later retry of its job moves it back to ON_TRIAGE."""
         if self.status is not TicketStatus.ON_TRIAGE:

@@ -13,9 +13,12 @@ from triage_pipeline.application.batches import (
     ListBatchItems,
     ListLaunchableBatches,
 )
+from triage_pipeline.application.corrections import CorrectTriage, ExportCorrectionsAsLabels, RetriageTicket
+from triage_pipeline.application.evaluation import EvaluatePrompts, ListEvaluations
 from triage_pipeline.application.intake import CreateTicket, CreateTickets
 from triage_pipeline.application.log_queries import GetBatchLogs
 from triage_pipeline.application.owners import CreateOwner, GetOwner
+from triage_pipeline.application.prompts import ActivatePrompt, AddPromptVersion, ListPrompts
 from triage_pipeline.application.recovery import CountExpiredLeases, RecoverStuckWork
 from triage_pipeline.application.ticket_queries import GetTicket, GetTicketLogs, ListTickets
 from triage_pipeline.application.triage import TriageJobs, TriageOneJob
@@ -24,6 +27,7 @@ from triage_pipeline.infrastructure.clock import SystemClock
 from triage_pipeline.infrastructure.database import resolve_database_url
 from triage_pipeline.infrastructure.db.engine import make_engine
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
+from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
 
@@ -165,6 +169,46 @@ class Container:
     def expired_leases(self) -> CountExpiredLeases:
         """Use case."""
         return CountExpiredLeases(self.uow, self.clock)
+
+    @cached_property
+    def list_prompts(self) -> ListPrompts:
+        """Use case."""
+        return ListPrompts(self.uow)
+
+    @cached_property
+    def add_prompt(self) -> AddPromptVersion:
+        """Use case."""
+        return AddPromptVersion(self.uow, self.clock, answer_json_schema)
+
+    @cached_property
+    def activate_prompt(self) -> ActivatePrompt:
+        """Use case."""
+        return ActivatePrompt(self.uow, self.clock)
+
+    @cached_property
+    def correct_triage(self) -> CorrectTriage:
+        """Use case."""
+        return CorrectTriage(self.uow, self.clock)
+
+    @cached_property
+    def retriage(self) -> RetriageTicket:
+        """Use case."""
+        return RetriageTicket(self.uow, self.clock)
+
+    @cached_property
+    def corrections_as_labels(self) -> ExportCorrectionsAsLabels:
+        """Use case."""
+        return ExportCorrectionsAsLabels(self.uow)
+
+    @cached_property
+    def evaluate(self) -> EvaluatePrompts:
+        """Use case."""
+        return EvaluatePrompts(self.uow, self.llm, self.clock)
+
+    @cached_property
+    def evaluations(self) -> ListEvaluations:
+        """Use case."""
+        return ListEvaluations(self.uow)
 
     def ping_database(self) -> None:
         """Run `SELECT 1`; raises the driver's error when the database does not answer."""

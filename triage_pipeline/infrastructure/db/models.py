@@ -187,3 +187,52 @@ class TriageJobLogRow(Timestamped, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EvaluationRunRow(Timestamped, Base):
+    """Table `evaluation_runs`: one evaluation of a prompt version on a labelled file."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (Index("ix_evaluation_runs_prompt", "prompt_name", "prompt_version", "created_at"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    prompt_id: Mapped[UUID] = mapped_column(ForeignKey("prompts.id", ondelete="RESTRICT"))
+    prompt_name: Mapped[str] = mapped_column(String(100))
+    prompt_version: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(String(500))
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class TriageCorrectionRow(Timestamped, Base):
+    """Table `triage_corrections`: human corrections, beside (never over) the model's answer."""
+
+    __tablename__ = "triage_corrections"
+    __table_args__ = (
+        CheckConstraint("priority IN ('low','normal','high','urgent')", name="priority"),
+        Index("ix_triage_corrections_ticket", "ticket_id", "created_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    ticket_id: Mapped[UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    model_category: Mapped[str | None] = mapped_column(String(64))
+    model_priority: Mapped[str | None] = mapped_column(String(16))
+    prompt_version: Mapped[int | None] = mapped_column(Integer)
+    corrected_by: Mapped[str] = mapped_column(String(200))
+
+
+class PromptActivationRow(Timestamped, Base):
+    """Table `prompt_activations`: the audit trail of which version became active when."""
+
+    __tablename__ = "prompt_activations"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    prompt_id: Mapped[UUID] = mapped_column(ForeignKey("prompts.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    activated_by: Mapped[str] = mapped_column(String(200))

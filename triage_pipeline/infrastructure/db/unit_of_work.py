@@ -8,11 +8,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage_pipeline.domain.ports import (
     BatchRepository,
+    CorrectionRepository,
+    EvaluationRunRepository,
     OwnerRepository,
+    PromptActivationRepository,
     PromptRepository,
     TicketRepository,
     TriageJobLogRepository,
     TriageJobRepository,
+)
+from triage_pipeline.infrastructure.db.quality_repositories import (
+    SqlCorrectionRepository,
+    SqlEvaluationRunRepository,
+    SqlPromptActivationRepository,
 )
 from triage_pipeline.infrastructure.db.repositories import (
     SqlBatchRepository,
@@ -34,6 +42,9 @@ class SqlUnitOfWork:
     batches: BatchRepository
     prompts: PromptRepository
     logs: TriageJobLogRepository
+    evaluations: EvaluationRunRepository
+    corrections: CorrectionRepository
+    activations: PromptActivationRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -47,6 +58,9 @@ class SqlUnitOfWork:
         self.batches = SqlBatchRepository(self.session)
         self.prompts = SqlPromptRepository(self.session)
         self.logs = SqlTriageJobLogRepository(self.session)
+        self.evaluations = SqlEvaluationRunRepository(self.session)
+        self.corrections = SqlCorrectionRepository(self.session)
+        self.activations = SqlPromptActivationRepository(self.session)
         return self
 
     def __exit__(

@@ -1,0 +1,135 @@
+"""Human corrections of triage answers, re-triage of finished tickets, and corrections as labelled data."""
+
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from triage_pipeline.domain.correction import REASON_MAX_LENGTH, TriageCorrection
+from triage_pipeline.domain.evaluation import LabelledTicket
+from triage_pipeline.domain.exceptions import NotCorrectable, NotFound, RetriageNotAllowed, UnknownLabel
+from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
+from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
+from triage_pipeline.domain.ticket import Ticket
+from triage_pipeline.domain.triage_answer import Priority
+from triage_pipeline.domain.triage_job import TriageJob
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectTriageCommand:
+    """An agent's verdict on a ticket's category and priority."""
+
+    ticket_id: UUID
+    category: str
+    priority: Priority
+    reason: str = ""
+    actor: str = ""
+
+
+class CorrectTriage:
+    """Keep a correction beside the model's answer; the answer itself is never overwritten."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: CorrectTriageCommand) -> TriageCorrection:
+        """The stored correction; the category must be in the vocabulary of the active prompt."""
+        with self._uow() as uow:
+            ticket = uow.tickets.get(command.ticket_id)
+            if ticket is None:
+                raise NotFound("ticket", command.ticket_id)
+            if ticket.answer is None:
+                raise NotCorrectable(f"ticket {ticket.id} has no triage answer to correct yet")
+            logs = uow.logs.for_ticket(ticket.id)
+            version = next((log.prompt_version for log in reversed(logs) if log.answer is not None), None)
+            prompt = (
+                uow.prompts.by_version(DEFAULT_PROMPT_NAME, version)
+                if version
+                else uow.prompts.active(DEFAULT_PROMPT_NAME)
+            )
+            vocabulary = prompt.categories if prompt else ()
+            if vocabulary and command.category not in vocabulary:
+                raise UnknownLabel("category", command.category, vocabulary)
+            correction = TriageCorrection(
+                id=uuid4(),
+                ticket_id=ticket.id,
+                category=command.category,
+                priority=command.priority,
+                reason=command.reason[:REASON_MAX_LENGTH],
+                model_category=ticket.answer.category,
+                model_priority=ticket.answer.priority.value,
+                prompt_version=version,
+                created_at=self._clock.now(),
+                corrected_by=command.actor,
+            )
+            uow.corrections.add(correction)
+            uow.commit()
+        return correction
+
+
+@dataclass(frozen=True, slots=True)
+class RetriageCommand:
+    """Queue a finished ticket again."""
+
+    ticket_id: UUID
+
+
+class RetriageTicket:
+    """A COMPLETED ticket, or a FAILED one out of attempts, gets a new PENDING job; old jobs and logs stay."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: RetriageCommand) -> tuple[Ticket, TriageJob]:
+        """The requeued ticket and its new job."""
+        with self._uow() as uow:
+            ticket = uow.tickets.get(command.ticket_id)
+            if ticket is None:
+                raise NotFound("ticket", command.ticket_id)
+            current = uow.jobs.latest_for_ticket(ticket.id)
+            if current is not None and not current.is_final:
+                raise RetriageNotAllowed(
+                    f"ticket {ticket.id} is {ticket.status.value} and its job is {current.status.value} with "
+                    f"{current.attempts} attempt(s): it is still being triaged or will be retried by the next batch"
+                )
+            if ticket.status not in (TicketStatus.COMPLETED, TicketStatus.FAILED):
+                raise RetriageNotAllowed(f"ticket {ticket.id} is {ticket.status.value}")
+            now = self._clock.now()
+            requeued = ticket.requeue(now)
+            job = TriageJob(
+                id=uuid4(),
+                ticket_id=ticket.id,
+                status=TriageJobStatus.PENDING,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            uow.tickets.update(requeued)
+            uow.jobs.add(job)
+            uow.commit()
+        return requeued, job
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionsAsLabelsQuery:
+    """Every corrected ticket as labelled data."""
+
+
+class ExportCorrectionsAsLabels:
+    """Corrected tickets in the labelled-file shape: human category/priority, model sentiment/language."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: CorrectionsAsLabelsQuery) -> list[LabelledTicket]:
+        """One labelled ticket per corrected ticket (its newest correction)."""
+        with self._uow() as uow:
+            pairs = uow.corrections.latest_per_ticket()
+        labelled = []
+        for correction, ticket in pairs:
+            labels = {"category": correction.category, "priority": correction.priority.value}
+            if ticket.answer is not None:
+                labels |= {"sentiment": ticket.answer.sentiment.value, "language": ticket.answer.language}
+            labelled.append(LabelledTicket(ticket.external_id, ticket.title, ticket.description, labels))
+        return labelled
