@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from triage_pipeline.application.batches import MAX_BATCH_SIZE, BatchStatusQuery, CreateBatchCommand
+from triage_pipeline.cli import demo, evaluate, prompts, tickets
+from triage_pipeline.cli.demo import DemoError
 from triage_pipeline.domain.exceptions import DomainError
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
@@ -126,7 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     status = batch_sub.add_parser("status", help="progress of a batch")
     status.add_argument("batch_id", type=UUID)
     batch.set_defaults(handler=cmd_batch)
+
+    tickets.add_parsers(sub)
+    prompts.add_parsers(sub)
+    evaluate.add_parsers(sub)
+    demo.add_parser(sub)
     return parser
+
+
+def dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the handler the parser chose, with a container when it needs one."""
+    if hasattr(args, "handler"):
+        handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+        return handler(settings, args)
+    if hasattr(args, "settings_handler"):
+        settings_handler: Callable[[Settings, argparse.Namespace], int] = args.settings_handler
+        return settings_handler(settings, args)
+    container = Container(settings)
+    try:
+        container_handler: Callable[[Container, argparse.Namespace], int] = args.container_handler
+        return container_handler(container, args)
+    finally:
+        container.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,9 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level if args.command == "run" else "WARNING")
-        handler: Callable[[Settings, argparse.Namespace], int] = args.handler
-        return handler(settings, args)
-    except (SettingsError, CommandError, EmbeddedPostgresError, DomainError) as exc:
+        return dispatch(settings, args)
+    except (SettingsError, CommandError, EmbeddedPostgresError, DomainError, ValueError, DemoError) as exc:
         print(f"triage: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,104 @@
+"""The `triage` command against the real PostgreSQL and the fake Ollama: every command, and its errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_ollama import FakeOllama
+from triage_pipeline.cli.main import main
+
+SAMPLE = Path(__file__).resolve().parents[2] / "triage_pipeline" / "data" / "tickets_labelled.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, database_url: str, clean_db: object, fake_ollama: FakeOllama) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LLM_BASE_URL", fake_ollama.url)
+    monkeypatch.setenv("LLM_MODEL", "fake-model")
+
+
+def test_db_status_reports_the_schema_revision(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "status"]) == 0
+    assert "schema revision: 00" in capsys.readouterr().out
+
+
+def test_db_up_refuses_when_an_external_database_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "up"]) == 2
+    assert "embedded server is not used" in capsys.readouterr().err
+
+
+def test_import_jsonl_and_csv_reports_created_duplicate_and_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tickets", "import", str(SAMPLE)]) == 0
+    assert "CREATED" in capsys.readouterr().out
+    csv = tmp_path / "more.csv"
+    csv.write_text("external_id,title,description\nEVAL-0001,dup,again\nNEW-1,New one,body\n,missing id,x\n")
+    assert main(["tickets", "import", str(csv)]) == 0
+    captured = capsys.readouterr()
+    for outcome in ("CREATED", "DUPLICATE", "INVALID"):
+        assert outcome in captured.out
+    assert "line 3: INVALID: external_id is missing" in captured.err
+
+
+def test_export_writes_every_ticket_with_triage_fields_as_csv_and_jsonl(tmp_path: Path) -> None:
+    assert main(["tickets", "import", str(SAMPLE)]) == 0
+    assert main(["batch", "create"]) == 0
+    out_jsonl = tmp_path / "t.jsonl"
+    out_csv = tmp_path / "t.csv"
+    assert main(["tickets", "export", "--format", "jsonl", "-o", str(out_jsonl)]) == 0
+    assert main(["tickets", "export", "--format", "csv", "-o", str(out_csv)]) == 0
+    rows = [json.loads(line) for line in out_jsonl.read_text().splitlines()]
+    assert len(rows) == 160 and {"category", "priority", "status", "external_id"} <= set(rows[0])
+    assert out_csv.read_text().count("\n") >= 161
+
+
+def test_batch_create_then_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "create"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "EMPTY"
+    main(["tickets", "import", str(SAMPLE)])
+    capsys.readouterr()
+    assert main(["batch", "create", "--max-items", "10"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["batch"]["total_items"] == 10
+    assert main(["batch", "status", created["batch"]["id"]]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["status"], status["items"]["PENDING"]) == ("RUNNING", 10)
+
+
+def test_prompts_add_list_activate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    system = tmp_path / "system.txt"
+    system.write_text("You triage tickets. Answer in JSON.")
+    assert main(["prompts", "add", "--system-file", str(system), "--options", '{"temperature": 0.1}']) == 0
+    assert "version 2" in capsys.readouterr().out
+    assert main(["prompts", "activate", "2"]) == 0
+    assert main(["prompts", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "0.1" in listing and "yes" in listing
+
+
+def test_eval_compares_two_prompt_versions_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prompts", "add", "--description", "second"]) == 0
+    assert main(["eval", str(SAMPLE), "--limit", "12", "--prompt-version", "1", "--prompt-version", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "triage v1" in out and "triage v2" in out
+    assert "category accuracy" in out and "macro-F1" in out and "category confusion" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tickets", "import", "/nonexistent.jsonl"], "no such file"),
+        (["prompts", "add", "--options", "{nope"], "--options is not JSON"),
+        (["prompts", "activate", "99"], "not found"),
+        (["batch", "status", "00000000-0000-0000-0000-0000000000aa"], "not found"),
+        (["eval", "/etc/hostname"], "unsupported format"),
+    ],
+)
+def test_failing_commands_exit_non_zero_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("triage: error:") and message in err and "\n" not in err

@@ -1,0 +1,107 @@
+"""`triage eval FILE`: evaluate prompt versions on a labelled file and compare them side by side."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery
+from triage_pipeline.application.evaluation import EvaluateCommand, VersionResult
+from triage_pipeline.cli.labelled_file import read_labelled, sha256_of
+from triage_pipeline.cli.output import print_table, progress_bar
+from triage_pipeline.domain.evaluation import EVALUATED_FIELDS
+from triage_pipeline.infrastructure.container import Container
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def print_comparison(results: list[VersionResult]) -> None:
+    """Side-by-side figures, then the confusion matrices of category and priority."""
+    rows: list[list[object]] = []
+    for name in EVALUATED_FIELDS:
+        rows.append([f"{name} accuracy", *(_pct(r.report.fields[name].accuracy) for r in results)])
+        if name in ("category", "priority"):
+            rows.append([f"{name} macro-F1", *(f"{r.report.fields[name].macro_f1:.3f}" for r in results)])
+    rows += [
+        ["invalid outputs", *(_pct(r.report.invalid_share) for r in results)],
+        ["latency p50 / p95 ms", *(f"{r.report.latency_p50_ms:.0f} / {r.report.latency_p95_ms:.0f}" for r in results)],
+        ["tokens in / out", *(f"{r.report.prompt_tokens} / {r.report.completion_tokens}" for r in results)],
+        ["errors", *(json.dumps(dict(r.report.errors)) for r in results)],
+        ["model", *(r.model for r in results)],
+    ]
+    corrections = results[0].corrections if results else {}
+    if corrections.get("corrected_tickets"):
+        rows.append(
+            [
+                "production vs human corrections",
+                *(
+                    f"{corrections['corrected_tickets']} tickets: category {_pct(corrections['category_accuracy'])}, "
+                    f"priority {_pct(corrections['priority_accuracy'])}"
+                    for _ in results
+                ),
+            ]
+        )
+    print_table(
+        f"evaluation on {results[0].run.dataset} ({results[0].report.items} tickets)" if results else "evaluation",
+        ["figure", *(f"{r.prompt.name} v{r.prompt.version}" for r in results)],
+        rows,
+    )
+    for result in results:
+        for name in ("category", "priority"):
+            score = result.report.fields[name]
+            print_table(
+                f"{name} confusion, v{result.prompt.version} (rows: expected, columns: predicted)",
+                ["expected", *score.labels, "invalid"],
+                [[label, *row] for label, row in zip(score.labels, score.confusion, strict=True)],
+            )
+
+
+def cmd_eval(container: Container, args: argparse.Namespace) -> int:
+    """Run the evaluation with a progress bar and print the comparison."""
+    path = Path(args.file)
+    items = read_labelled(path, args.limit)
+    if not items:
+        raise ValueError(f"{path}: no labelled ticket")
+    total = len(items) * max(1, len(args.prompt_version or []))
+    print(f"evaluating {len(items)} ticket(s) with model {container.llm.model}", file=sys.stderr)
+    with progress_bar("evaluating", total) as bar:
+        results = container.evaluate.execute(
+            EvaluateCommand(
+                items=items,
+                dataset=path.name,
+                dataset_sha256=sha256_of(path),
+                versions=args.prompt_version or [],
+                concurrency=args.concurrency,
+                on_progress=lambda done, _total: bar.update(bar.task_ids[0], completed=done),
+            )
+        )
+    print_comparison(results)
+    return 0
+
+
+def cmd_export_corrections(container: Container, args: argparse.Namespace) -> int:
+    """Corrected tickets as a labelled JSONL file, ready for `triage eval`."""
+    labelled = container.corrections_as_labels.execute(CorrectionsAsLabelsQuery())
+    with open(args.output, "w", encoding="utf-8") as out:
+        for item in labelled:
+            record = {"external_id": item.external_id, "title": item.title, "description": item.description}
+            out.write(json.dumps({**record, **item.labels}, ensure_ascii=False) + "\n")
+    print(f"exported {len(labelled)} corrected ticket(s) to {args.output}")
+    return 0
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `eval` and `corrections export`."""
+    evaluate = sub.add_parser("eval", help="evaluate prompt versions on a labelled JSONL/CSV file")
+    evaluate.add_argument("file", help="labelled file (e.g. triage_pipeline/data/tickets_labelled.jsonl)")
+    evaluate.add_argument("--prompt-version", type=int, action="append", help="version to evaluate (repeatable)")
+    evaluate.add_argument("--limit", type=int, default=None, help="only the first N tickets")
+    evaluate.add_argument("--concurrency", type=int, default=4)
+    evaluate.set_defaults(container_handler=cmd_eval)
+    corrections = sub.add_parser("corrections", help="human corrections: export --output FILE")
+    actions = corrections.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="corrected tickets as labelled JSONL")
+    export.add_argument("--output", "-o", required=True)
+    export.set_defaults(container_handler=cmd_export_corrections)

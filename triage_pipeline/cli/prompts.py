@@ -1,0 +1,85 @@
+"""`triage prompts list|add|activate`: versions are never edited, a new version is a new row."""
+
+import argparse
+import json
+from pathlib import Path
+
+from triage_pipeline.application.prompts import ActivatePromptCommand, AddPromptCommand, ListPromptsQuery
+from triage_pipeline.cli.output import print_table
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
+from triage_pipeline.infrastructure.container import Container
+
+
+def cmd_list(container: Container, args: argparse.Namespace) -> int:
+    """Print every version."""
+    prompts = container.list_prompts.execute(ListPromptsQuery(args.name))
+    print_table(
+        f"prompt {args.name!r}",
+        ["version", "active", "created", "categories", "options", "description"],
+        [
+            (
+                p.version,
+                "yes" if p.is_active else "",
+                p.created_at.isoformat(timespec="seconds"),
+                ", ".join(p.categories),
+                json.dumps(dict(p.model_options)),
+                p.description,
+            )
+            for p in prompts
+        ],
+    )
+    return 0
+
+
+def cmd_add(container: Container, args: argparse.Namespace) -> int:
+    """Add a version built from the active one and the given parts."""
+    try:
+        options = json.loads(args.options) if args.options else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--options is not JSON: {exc}") from None
+    if options is not None and not isinstance(options, dict):
+        raise ValueError("--options must be a JSON object")
+    prompt = container.add_prompt.execute(
+        AddPromptCommand(
+            name=args.name,
+            system_text=Path(args.system_file).read_text(encoding="utf-8") if args.system_file else None,
+            user_template=Path(args.user_template_file).read_text(encoding="utf-8")
+            if args.user_template_file
+            else None,
+            categories=[c.strip() for c in args.categories.split(",")] if args.categories else None,
+            model_options=options,
+            description=args.description,
+            activate=args.activate,
+        )
+    )
+    print(f"added {prompt.name} version {prompt.version}{' (active)' if prompt.is_active else ''}")
+    return 0
+
+
+def cmd_activate(container: Container, args: argparse.Namespace) -> int:
+    """Activate a version."""
+    prompt = container.activate_prompt.execute(ActivatePromptCommand(version=args.version, name=args.name))
+    print(f"{prompt.name} version {prompt.version} is now active")
+    return 0
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `prompts list|add|activate`."""
+    prompts = sub.add_parser("prompts", help="prompt versions: list | add | activate VERSION")
+    actions = prompts.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every version of a prompt")
+    listing.add_argument("--name", default=DEFAULT_PROMPT_NAME)
+    listing.set_defaults(container_handler=cmd_list)
+    add = actions.add_parser("add", help="add a version (unset parts are copied from the active version)")
+    add.add_argument("--name", default=DEFAULT_PROMPT_NAME)
+    add.add_argument("--system-file", help="file with the system text")
+    add.add_argument("--user-template-file", help="file with the user template (must contain {ticket})")
+    add.add_argument("--categories", help="comma-separated category vocabulary")
+    add.add_argument("--options", help='model options as JSON, e.g. {"temperature": 0, "num_predict": 256}')
+    add.add_argument("--description", default="")
+    add.add_argument("--activate", action="store_true", help="activate the new version at once")
+    add.set_defaults(container_handler=cmd_add)
+    activate = actions.add_parser("activate", help="make a version the active one")
+    activate.add_argument("version", type=int)
+    activate.add_argument("--name", default=DEFAULT_PROMPT_NAME)
+    activate.set_defaults(container_handler=cmd_activate)
