@@ -4,6 +4,7 @@ from dagster import Definitions, ScheduleDefinition, define_asset_job
 
 from triage_pipeline.assets import last_batch_failure_rate, no_job_running_past_lease, triage_job_logs
 from triage_pipeline.automation import build_automation
+from triage_pipeline.evaluation_asset import prompt_evaluation
 from triage_pipeline.infrastructure.settings import Settings, load_settings
 from triage_pipeline.jobs import triage_health_checks_selection, triage_job
 from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
@@ -12,14 +13,15 @@ from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServi
 def build_definitions(settings: Settings) -> Definitions:
     """Jobs, assets, checks, schedules, sensors and resources, wired from the settings."""
     health_checks_job = define_asset_job("triage_health_checks", selection=triage_health_checks_selection)
+    evaluation_job = define_asset_job("prompt_evaluation_job", selection=[prompt_evaluation])
     schedules, sensors = build_automation(settings)
     health_schedule = ScheduleDefinition(
         name="triage_health_checks_schedule", job=health_checks_job, cron_schedule="*/15 * * * *"
     )
     return Definitions(
-        assets=[triage_job_logs],
+        assets=[triage_job_logs, prompt_evaluation],
         asset_checks=[no_job_running_past_lease, last_batch_failure_rate],
-        jobs=[triage_job, health_checks_job],
+        jobs=[triage_job, health_checks_job, evaluation_job],
         schedules=[*schedules, health_schedule],
         sensors=sensors,
         resources={

@@ -213,3 +213,27 @@ def test_stuck_running_job_is_recovered_after_its_lease(
     # Eligible again: the next run triages it.
     assert run_triage(services, instance).success
     assert scalar(uow_factory, "SELECT status || ':' || attempts FROM triage_jobs") == "DONE:2"
+
+
+def test_prompt_evaluation_asset_carries_figures_and_a_confusion_png(
+    services: TriageServices, instance: DagsterInstance
+) -> None:
+    from dagster import materialize
+
+    from triage_pipeline.evaluation_asset import prompt_evaluation
+
+    result = materialize(
+        [prompt_evaluation],
+        resources={"services": services},
+        instance=instance,
+        run_config={"ops": {"prompt_evaluation": {"config": {"limit": 8, "versions": [1]}}}},
+    )
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("prompt_evaluation")
+    metadata = materialization.metadata
+    assert metadata["tickets"].value == 8
+    assert 0.0 <= metadata["v1_category_accuracy"].value <= 1.0
+    png = metadata["v1_confusion_png"].value
+    with open(png, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "category accuracy" in metadata["comparison"].value

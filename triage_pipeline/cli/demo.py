@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from triage_pipeline.cli.labelled_file import read_labelled, sample_path
 from triage_pipeline.cli.output import print_table, progress_bar
+from triage_pipeline.infrastructure.labelled_file import read_labelled, sample_path
 from triage_pipeline.infrastructure.settings import Settings
 
 FINAL = {"COMPLETED", "FAILED"}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery
 from triage_pipeline.application.evaluation import EvaluateCommand, VersionResult
-from triage_pipeline.cli.labelled_file import read_labelled, sha256_of
 from triage_pipeline.cli.output import print_table, progress_bar
 from triage_pipeline.domain.evaluation import EVALUATED_FIELDS
 from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.infrastructure.labelled_file import read_labelled, sha256_of
 
 
 def _pct(value: float | None) -> str:

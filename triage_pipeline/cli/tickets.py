@@ -12,12 +12,12 @@ import pandas as pd
 
 from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
 from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, ListTicketsQuery
-from triage_pipeline.cli.labelled_file import read_frame
 from triage_pipeline.cli.output import print_table
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH
 from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.infrastructure.labelled_file import read_frame
 
 IMPORT_CHUNK = 1000
 
