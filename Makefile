@@ -59,3 +59,17 @@ db-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Offline demo LLM: a tiny GGUF model served over Ollama's API (used when LLM_BASE_URL is unset).
+# The first `make offline-llm` compiles llama-cpp-python (about 7-10 minutes on 2 cores, wheel cached
+# in .cache/wheels); later runs take seconds.
+.PHONY: offline-llm offline-llm-serve bench-offline-llm
+
+offline-llm: $(STAMP)
+	@scripts/build-llama-wheel.sh
+
+offline-llm-serve: offline-llm
+	$(VPY) -m triage_pipeline.infrastructure.llm.offline_server $(OFFLINE_LLM_ARGS)
+
+bench-offline-llm: offline-llm
+	$(VPY) bench/compare_offline_models.py $(BENCH_ARGS)

@@ -83,7 +83,9 @@ class AddPromptVersion:
             system_text = command.system_text if command.system_text is not None else _of(base).system_text
             user_template = command.user_template if command.user_template is not None else _of(base).user_template
             categories = tuple(command.categories) if command.categories is not None else _of(base).categories
-            options = dict(command.model_options if command.model_options is not None else base.model_options if base else {})
+            options = dict(
+                command.model_options if command.model_options is not None else base.model_options if base else {}
+            )
             if not system_text.strip() or not categories:
                 raise InvalidPrompt("the system text and the categories must not be empty")
             if "{ticket}" not in user_template:
