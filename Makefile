@@ -48,7 +48,9 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
+# Without LLM_BASE_URL (in the environment or .env) the offline demo LLM is installed first.
 run: $(STAMP)
+	@if [ -z "$$LLM_BASE_URL" ] && ! grep -qsE '^LLM_BASE_URL=.+' .env; then $(MAKE) --no-print-directory offline-llm; fi
 	$(VENV)/bin/triage run
 
 db-up: $(STAMP)
@@ -61,7 +63,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Offline demo LLM: a tiny GGUF model served over Ollama's API (used when LLM_BASE_URL is unset).
-# The first `make offline-llm` compiles llama-cpp-python (about 7-10 minutes on 2 cores, wheel cached
+# The first `make offline-llm` compiles llama-cpp-python (4-8 minutes on 2 cores, wheel cached
 # in .cache/wheels); later runs take seconds.
 .PHONY: offline-llm offline-llm-serve bench-offline-llm
 

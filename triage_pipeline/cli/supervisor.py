@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
 from triage_pipeline.infrastructure.database import embedded_server
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, port_is_free
 from triage_pipeline.infrastructure.migrations import upgrade_to_head
@@ -19,6 +21,7 @@ from triage_pipeline.infrastructure.settings import PROJECT_ROOT, Settings
 from triage_pipeline.infrastructure.url_parts import database_env
 
 STOP_TIMEOUT_S = 15.0
+LLM_START_TIMEOUT_S = 60.0
 
 
 class StartupError(RuntimeError):
@@ -129,6 +132,17 @@ class Supervisor:
             [sys.executable, "-m", "triage_pipeline.infrastructure.llm.offline_server", "--port", str(port)],
             env,
         )
+        deadline = time.monotonic() + LLM_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.children[-1].process.poll() is not None:
+                raise StartupError("the offline LLM server exited at start; see its messages above")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/version", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise StartupError(f"the offline LLM server did not answer within {LLM_START_TIMEOUT_S:.0f} s")
 
     def wait(self) -> int:
         """Block until a signal or a child dies; then stop everything. Returns the exit code."""
