@@ -75,3 +75,13 @@ offline-llm-serve: offline-llm
 
 bench-offline-llm: offline-llm
 	$(VPY) bench/compare_offline_models.py $(BENCH_ARGS)
+
+# Benchmarks: every figure next to its limit measured in the same run, one table (README "Performance").
+# Minutes on 2 cores; `bench-quick` is the short version. BENCH_OPTS e.g. "--only 1 5 --output bench.md".
+.PHONY: bench bench-quick
+
+bench: $(STAMP)
+	$(VPY) bench/run_all.py $(BENCH_OPTS)
+
+bench-quick: $(STAMP)
+	$(VPY) bench/run_all.py --quick $(BENCH_OPTS)

@@ -5,6 +5,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from triage_pipeline.application.api_keys import IssueApiKey, RegisterOwner, RevokeApiKey
 from triage_pipeline.application.batches import CreateBatch, GetBatchProgress
 from triage_pipeline.application.intake import CreateTicket, CreateTickets
 from triage_pipeline.application.owners import CreateOwner, GetOwner
@@ -80,3 +81,23 @@ CreateOwnerDep = Annotated[CreateOwner, Depends(get_create_owner)]
 GetOwnerDep = Annotated[GetOwner, Depends(get_get_owner)]
 CreateBatchDep = Annotated[CreateBatch, Depends(get_create_batch)]
 BatchProgressDep = Annotated[GetBatchProgress, Depends(get_batch_progress)]
+
+
+def get_register_owner(container: ContainerDep) -> RegisterOwner:
+    """Use case RegisterOwner (owner + first key)."""
+    return container.register_owner
+
+
+def get_issue_api_key(container: ContainerDep) -> IssueApiKey:
+    """Use case IssueApiKey."""
+    return container.issue_api_key
+
+
+def get_revoke_api_key(container: ContainerDep) -> RevokeApiKey:
+    """Use case RevokeApiKey."""
+    return container.revoke_api_key
+
+
+RegisterOwnerDep = Annotated[RegisterOwner, Depends(get_register_owner)]
+IssueApiKeyDep = Annotated[IssueApiKey, Depends(get_issue_api_key)]
+RevokeApiKeyDep = Annotated[RevokeApiKey, Depends(get_revoke_api_key)]

@@ -13,7 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.problems import ApiProblem, field_error, problem_response
 from api.schemas.field_error import FieldError
-from triage_pipeline.domain.exceptions import DomainError, DuplicateTicket, InvalidCursor, NotFound
+from triage_pipeline.domain.exceptions import (
+    DomainError,
+    DuplicateTicket,
+    Forbidden,
+    InvalidCursor,
+    InvalidPrompt,
+    NotFound,
+    Unauthenticated,
+    UnknownLabel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +30,8 @@ DATABASE_RETRY_AFTER_S = 5
 
 _HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -47,9 +58,11 @@ def validation_errors(errors: Sequence[Any], *, in_request: bool = True, root: s
     result = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
+        where = root
         if in_request and len(loc) > 1 and loc[0] in _LOCATIONS:
-            loc = loc[1:]
-        result.append(field_error(".".join(loc) or root, str(error.get("msg", "invalid")), str(error.get("type"))))
+            where, loc = loc[0], loc[1:]  # a nameless field (e.g. the query `?=x`) is named by its location
+        field = ".".join(loc) if any(loc) else where
+        result.append(field_error(field, str(error.get("msg", "invalid")), str(error.get("type"))))
     return result
 
 
@@ -102,6 +115,29 @@ async def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 400, exc.code, "The cursor is malformed or was not issued by this service.")
 
 
+async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    field = exc.field if isinstance(exc, UnknownLabel) else "body"
+    return problem_response(request, 422, exc.code, str(exc), errors=[field_error(field, str(exc), exc.code)])
+
+
+async def _unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unauthenticated)
+    logger.info("request not authenticated", extra={"fields": {"path": request.url.path}})
+    return problem_response(
+        request,
+        401,
+        exc.code,
+        "Send a valid API key as `Authorization: Bearer <key>`.",
+        headers={"WWW-Authenticate": 'Bearer realm="ticket-triage"'},
+    )
+
+
+async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Forbidden)
+    return problem_response(request, 403, exc.code, f"This API key may not {exc.action}.")
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     return problem_response(request, 409, exc.code, str(exc))
@@ -129,6 +165,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(DuplicateTicket, _duplicate_ticket)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(Unauthenticated, _unauthenticated)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(UnknownLabel, _unprocessable)
+    app.add_exception_handler(InvalidPrompt, _unprocessable)
     app.add_exception_handler(DomainError, _domain_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)

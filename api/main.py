@@ -11,7 +11,9 @@ from api.errors import install_error_handlers
 from api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware, RequestContextMiddleware
 from api.openapi import DESCRIPTION, ProblemDocumentingFastAPI
 from api.problems import problem_responses
-from api.routers import batches, health, owners, tickets
+from api.routers import api_keys, batches, health, owners, prompts, quality, tickets
+from api.security import PROTECTED, PROTECTED_RESPONSES, SecurityHeadersMiddleware
+from api.startup import StartupCheckMiddleware, log_auth_mode
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.logging import configure_logging
 from triage_pipeline.infrastructure.settings import get_settings
@@ -30,10 +32,12 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if container is not None:  # the caller owns it (tests, embedding)
+            log_auth_mode(container.settings)
             yield
             return
         settings = get_settings()
         configure_logging(settings.log_level)
+        log_auth_mode(settings)
         owned = Container(settings)
         # Resolve the database (maybe starting the embedded server) once, before serving concurrent requests.
         await anyio.to_thread.run_sync(lambda: owned.engine)
@@ -55,8 +59,13 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)  # outermost: every response, 413s and 500s included, gets an id
-    for module in (tickets, owners, batches, health):
-        app.include_router(module.router)
+    app.add_middleware(SecurityHeadersMiddleware)  # ...and nosniff / no-store headers
+    if container is None:  # outermost: a bad configuration fails the start in one line, before the lifespan
+        app.add_middleware(StartupCheckMiddleware, check=get_settings)
+    # Every router but the health probes needs an API key; routes are admin-only unless marked `@owner_access`.
+    for module in (tickets, quality, owners, batches, prompts, api_keys):
+        app.include_router(module.router, dependencies=PROTECTED, responses=PROTECTED_RESPONSES)
+    app.include_router(health.router)
     return app
 
 

@@ -11,6 +11,11 @@ from api.schemas.ticket_batch import MAX_BATCH_ITEMS
 DESCRIPTION = f"""
 Support tools post tickets here; a pipeline triages them with an LLM.
 
+**Authentication.** Send `Authorization: Bearer <key>` (401 `unauthorized` without a valid key). An admin key
+may do everything; an owner key may create and read only its owner's tickets (403 `forbidden` on admin routes;
+another owner's ticket is a 404). `POST /owners` and `POST /api-keys` show a new key once. The health probes
+need no key.
+
 **Limits.** A request body holds at most {MAX_BODY_BYTES} bytes (2 MiB), checked on `Content-Length` and on the
 streamed body (413 `payload_too_large`). `POST /tickets/batch` takes at most {MAX_BATCH_ITEMS:,} items
 (413 `too_many_items`). Field limits are in the schemas below.

@@ -15,6 +15,8 @@ TITLES: Mapping[str, str] = {
     "malformed_json": "The request body is not valid JSON",
     "bad_request": "The request cannot be processed",
     "unknown_owner": "The owner does not exist",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed for this API key",
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
     "duplicate_ticket": "The ticket already exists",
@@ -29,7 +31,9 @@ TITLES: Mapping[str, str] = {
 
 _DESCRIPTIONS: Mapping[int, str] = {
     400: "Malformed request (e.g. `malformed_json`, `invalid_cursor`).",
-    404: "Unknown id (`not_found`).",
+    401: "No valid API key (`unauthorized`): send `Authorization: Bearer <key>`.",
+    403: "The API key's role does not allow this (`forbidden`), e.g. an owner key on an admin route.",
+    404: "Unknown id (`not_found`); another owner's ticket is reported the same way.",
     409: "Conflict (`duplicate_ticket`, with `existing_id`).",
     413: "Request too large (`payload_too_large`, or `too_many_items` for a batch).",
     422: "Validation failed (`validation_error`, `unknown_owner`); `errors` names each bad field.",

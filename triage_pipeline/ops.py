@@ -35,8 +35,10 @@ class TriageRunConfig(Config):
         default=None, description="Process this batch (queued by the API); empty: create one from eligible jobs."
     )
     max_items: int = Field(default=1000, ge=1, le=10_000, description="Largest batch a run creates.")
+    # Steps run one after another (in-process executor) and each drains the LLM slots as it ends, so fewer,
+    # larger chunks keep the slots busier; a retried chunk skips the jobs it already finished.
     jobs_per_chunk: int = Field(
-        default=250, ge=1, le=10_000, description="Jobs per dynamic output (1 = one Dagster step per job)."
+        default=1000, ge=1, le=10_000, description="Jobs per dynamic output (1 = one Dagster step per job)."
     )
     llm_concurrency: int = Field(default=16, ge=1, le=256, description="LLM calls in flight inside one step.")
 

@@ -1,28 +1,42 @@
-"""Owners (tenants): create one, read one."""
+"""Owners (tenants): create one with its first API key (admin), read one (admin, or the owner's own key)."""
 
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from api.dependencies import CreateOwnerDep, GetOwnerDep
+from api.dependencies import GetOwnerDep, RegisterOwnerDep
 from api.problems import problem_responses
+from api.schemas.api_key import OwnerCreated
 from api.schemas.owner import OwnerCreate, OwnerOut
+from api.security import PrincipalDep, owner_access
+from triage_pipeline.application.api_keys import RegisterOwnerCommand
 from triage_pipeline.application.owners import GetOwnerQuery
+from triage_pipeline.domain.exceptions import NotFound
 
 router = APIRouter(prefix="/owners", tags=["owners"])
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, summary="Create an owner", responses=problem_responses(400, 413, 422, 503)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an owner and its first API key (admin)",
+    description=(
+        "Creates the owner and an owner key in one transaction. The key is in `api_key` of this response only;"
+        " issue more with `POST /api-keys`."
+    ),
+    responses=problem_responses(400, 413, 422, 503),
 )
-def create_owner(body: OwnerCreate, use_case: CreateOwnerDep, response: Response) -> OwnerOut:
-    """Create an owner."""
-    owner = use_case.execute(body.to_command())
-    response.headers["Location"] = f"/owners/{owner.id}"
-    return OwnerOut.from_domain(owner)
+def create_owner(body: OwnerCreate, use_case: RegisterOwnerDep, response: Response) -> OwnerCreated:
+    """Create an owner with its key."""
+    registered = use_case.execute(RegisterOwnerCommand(name=body.name))
+    response.headers["Location"] = f"/owners/{registered.owner.id}"
+    return OwnerCreated.from_registered(registered)
 
 
 @router.get("/{owner_id}", summary="Read an owner", responses=problem_responses(404, 422, 503))
-def get_owner(owner_id: UUID, use_case: GetOwnerDep) -> OwnerOut:
-    """The owner; 404 when unknown."""
+@owner_access
+def get_owner(owner_id: UUID, use_case: GetOwnerDep, caller: PrincipalDep) -> OwnerOut:
+    """The owner; 404 when unknown, or when an owner key asks for another owner."""
+    if not caller.may_act_for(owner_id):
+        raise NotFound("owner", owner_id)
     return OwnerOut.from_domain(use_case.execute(GetOwnerQuery(owner_id)))

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.dependencies import CreateTicketDep, CreateTicketsDep, GetTicketDep, ListTicketsDep, TicketLogsDep
 from api.errors import validation_errors
@@ -21,11 +21,14 @@ from api.schemas.ticket_batch import (
 from api.schemas.ticket_detail import TicketDetail
 from api.schemas.ticket_log import TriageAttemptOut
 from api.schemas.ticket_page import TicketPageOut
+from api.security import PrincipalDep, owner_access
 from triage_pipeline.application.intake import CreateTicketsCommand, ItemStatus
 from triage_pipeline.application.intake import ItemResult as ItemOutcome
 from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, GetTicketQuery, ListTicketsQuery, TicketLogsQuery
+from triage_pipeline.domain.api_key import Principal
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.domain.ports import TicketPage
 from triage_pipeline.domain.statuses import TicketStatus
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -58,14 +61,31 @@ def _unknown_owner(owner_id: UUID) -> str:
     return f"owner {owner_id} does not exist"
 
 
+_FOREIGN_OWNER = "an owner API key may only create tickets of its own owner"
+
+
+def _for_caller(ticket: TicketCreate, caller: Principal) -> TicketCreate:
+    """An owner key's ticket without `owner_id` belongs to the key's owner (the default owner otherwise)."""
+    if "owner_id" not in ticket.model_fields_set and caller.owner_id is not None:
+        return ticket.model_copy(update={"owner_id": caller.owner_id})
+    return ticket
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a ticket",
     responses=problem_responses(400, 409, 413, 422, 503),
 )
-def create_ticket(body: TicketCreate, use_case: CreateTicketDep, response: Response) -> TicketOut:
-    """Create a ticket and its PENDING triage job in one transaction; 409 names the existing ticket."""
+@owner_access
+def create_ticket(body: TicketCreate, use_case: CreateTicketDep, response: Response, caller: PrincipalDep) -> TicketOut:
+    """Create a ticket and its PENDING triage job in one transaction; 409 names the existing ticket.
+
+    With an owner key, `owner_id` defaults to the key's owner and any other owner answers 403.
+    """
+    body = _for_caller(body, caller)
+    if not caller.may_act_for(body.owner_id):
+        raise ApiProblem(403, "forbidden", f"{_FOREIGN_OWNER}.")
     try:
         ticket = use_case.execute(body.to_command())
     except NotFound as exc:
@@ -93,8 +113,15 @@ def create_ticket(body: TicketCreate, use_case: CreateTicketDep, response: Respo
     responses=problem_responses(400, 413, 422, 503),
     openapi_extra=_BATCH_BODY,
 )
-def create_tickets(items: Annotated[list[Any], Body()], use_case: CreateTicketsDep) -> TicketBatchResult:
-    """Validate every item separately, create the valid ones in one call, and report each in order."""
+@owner_access
+def create_tickets(
+    items: Annotated[list[Any], Body()], use_case: CreateTicketsDep, caller: PrincipalDep
+) -> TicketBatchResult:
+    """Validate every item separately, create the valid ones in one call, and report each in order.
+
+    With an owner key, an item without `owner_id` belongs to the key's owner; an item of another owner is
+    INVALID (`forbidden_owner`).
+    """
     if len(items) > MAX_BATCH_ITEMS:
         raise ApiProblem(
             413,
@@ -106,9 +133,19 @@ def create_tickets(items: Annotated[list[Any], Body()], use_case: CreateTicketsD
     valid: list[tuple[int, TicketCreate]] = []
     for index, raw in enumerate(items):
         try:
-            valid.append((index, _ITEM.validate_python(raw)))
+            item = _for_caller(_ITEM.validate_python(raw), caller)
         except ValidationError as exc:
             results[index] = _invalid_item(index, raw, exc)
+            continue
+        if caller.may_act_for(item.owner_id):
+            valid.append((index, item))
+        else:
+            results[index] = InvalidItem(
+                index=index,
+                errors=[field_error("owner_id", _FOREIGN_OWNER, "forbidden_owner")],
+                external_id=item.external_id,
+                owner_id=item.owner_id,
+            )
     if valid:
         outcomes = use_case.execute(CreateTicketsCommand([item.to_command() for _, item in valid]))
         for (index, _), outcome in zip(valid, outcomes, strict=True):
@@ -160,28 +197,48 @@ def _invalid_item(index: int, raw: object, exc: ValidationError) -> InvalidItem:
     )
 
 
+class TicketFilters(BaseModel):
+    """Query parameters of the ticket list; an unknown one (a typo such as `stauts`) answers 422, not all tickets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TicketStatus | None = Field(default=None, description="Only tickets in this triage status.")
+    owner_id: UUID | None = Field(default=None, description="Only tickets of this owner.")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Page size.")
+    cursor: str | None = Field(default=None, max_length=256, description="`next_cursor` of the previous page (opaque).")
+
+
 @router.get("", summary="List tickets, newest first", responses=problem_responses(400, 422, 503))
+@owner_access
 def list_tickets(
-    use_case: ListTicketsDep,
-    status: Annotated[TicketStatus | None, Query(description="Only tickets in this triage status.")] = None,
-    owner_id: Annotated[UUID | None, Query(description="Only tickets of this owner.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=256, description="`next_cursor` of the previous page (opaque).")
-    ] = None,
+    use_case: ListTicketsDep, caller: PrincipalDep, filters: Annotated[TicketFilters, Query()]
 ) -> TicketPageOut:
-    """One page of tickets; a cursor this service did not issue answers 400 `invalid_cursor`."""
-    page = use_case.execute(ListTicketsQuery(status=status, owner_id=owner_id, limit=limit, cursor=cursor))
-    return TicketPageOut.from_domain(page)
+    """One page of tickets; a cursor this service did not issue answers 400 `invalid_cursor`.
+
+    An owner key sees only its owner's tickets (filtering on another owner gives an empty page).
+    """
+    visible = caller.visible_owner()
+    if visible is not None and filters.owner_id not in (None, visible):
+        return TicketPageOut.from_domain(TicketPage(items=[], next_cursor=None))
+    query = ListTicketsQuery(
+        status=filters.status,
+        owner_id=visible if visible is not None else filters.owner_id,
+        limit=filters.limit,
+        cursor=filters.cursor,
+    )
+    return TicketPageOut.from_domain(use_case.execute(query))
 
 
 @router.get("/{ticket_id}", summary="Read a ticket", responses=problem_responses(404, 422, 503))
-def get_ticket(ticket_id: UUID, use_case: GetTicketDep) -> TicketDetail:
-    """The ticket with its triage answer (null until triaged) and its job's status."""
-    return TicketDetail.from_view(use_case.execute(GetTicketQuery(ticket_id)))
+@owner_access
+def get_ticket(ticket_id: UUID, use_case: GetTicketDep, caller: PrincipalDep) -> TicketDetail:
+    """The ticket with its triage answer (null until triaged) and its job's status; another owner's is a 404."""
+    return TicketDetail.from_view(use_case.execute(GetTicketQuery(ticket_id, visible_to=caller.visible_owner())))
 
 
 @router.get("/{ticket_id}/logs", summary="A ticket's triage attempts", responses=problem_responses(404, 422, 503))
-def get_ticket_logs(ticket_id: UUID, use_case: TicketLogsDep) -> list[TriageAttemptOut]:
-    """Every triage attempt of the ticket, oldest first."""
-    return [TriageAttemptOut.from_domain(log) for log in use_case.execute(TicketLogsQuery(ticket_id))]
+@owner_access
+def get_ticket_logs(ticket_id: UUID, use_case: TicketLogsDep, caller: PrincipalDep) -> list[TriageAttemptOut]:
+    """Every triage attempt of the ticket, oldest first; another owner's ticket is a 404."""
+    logs = use_case.execute(TicketLogsQuery(ticket_id, visible_to=caller.visible_owner()))
+    return [TriageAttemptOut.from_domain(log) for log in logs]

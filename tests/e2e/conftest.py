@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.main import create_app
+from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
 from tests.unit.fakes import FakeLlm
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.settings import Settings
@@ -15,16 +16,17 @@ from triage_pipeline.infrastructure.settings import Settings
 
 @pytest.fixture
 def container(database_url: str, clean_db: Engine) -> Iterator[Container]:
-    """A container on the clean test database, with a fake LLM; closed after the test."""
-    built = Container(Settings(), database_url=database_url, llm=FakeLlm())
+    """A container on the clean test database, with a fake LLM and auth on (ADMIN_API_KEY); closed after the test."""
+    settings = Settings(auth_enabled=True, admin_api_key=ADMIN_API_KEY)
+    built = Container(settings, database_url=database_url, llm=FakeLlm())
     yield built
     built.close()
 
 
 @pytest.fixture
 def client(container: Container) -> Iterator[TestClient]:
-    """A test client of the API over `container` (lifespan run)."""
-    with TestClient(create_app(container)) as test_client:
+    """A test client of the API over `container` (lifespan run), sending the admin key."""
+    with TestClient(create_app(container), headers=ADMIN_HEADERS) as test_client:
         yield test_client
 
 

@@ -14,6 +14,7 @@ from api.main import create_app
 from api.middleware import MAX_BODY_BYTES
 from tests.e2e.conftest import ticket_body
 from tests.e2e.test_api_tickets import assert_problem
+from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.embedded_postgres import free_port
 from triage_pipeline.infrastructure.logging import JsonFormatter
@@ -136,7 +137,7 @@ def test_unexpected_failure_answers_500_without_internals_and_is_logged_with_the
 ) -> None:
     app = create_app(container)
     app.dependency_overrides[get_get_ticket] = _Exploding
-    with TestClient(app) as client:
+    with TestClient(app, headers=ADMIN_HEADERS) as client:
         response = client.get("/tickets/00000000-0000-0000-0000-000000000001")
     body = assert_problem(response, 500, "internal_error")
     assert "boom" not in response.text and "SELECT" not in response.text and "Traceback" not in response.text
@@ -151,8 +152,11 @@ def test_unexpected_failure_answers_500_without_internals_and_is_logged_with_the
 @pytest.fixture
 def dead_db_client() -> Iterator[TestClient]:
     """The API over a database nobody listens on."""
-    container = Container(Settings(), database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere")
-    with TestClient(create_app(container)) as client:
+    container = Container(
+        Settings(admin_api_key=ADMIN_API_KEY),
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere",
+    )
+    with TestClient(create_app(container), headers=ADMIN_HEADERS) as client:
         yield client
     container.close()
 

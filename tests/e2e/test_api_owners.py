@@ -14,13 +14,15 @@ def test_create_owner_returns_201_and_it_can_be_read_back(client: TestClient) ->
     response = client.post("/owners", json={"name": "Acme <Support>"})
     assert response.status_code == 201
     created = response.json()
-    assert set(created) == {"id", "name", "created_at", "updated_at"}
+    assert set(created) == {"id", "name", "created_at", "updated_at", "api_key", "api_key_id"}
     assert created["name"] == "Acme <Support>"
     assert datetime.fromisoformat(created["created_at"]).utcoffset() is not None
     assert response.headers["location"] == f"/owners/{created['id']}"
     fetched = client.get(f"/owners/{created['id']}")
     assert fetched.status_code == 200
+    key = created.pop("api_key"), created.pop("api_key_id")  # the key is shown once, at creation only
     assert fetched.json() == created
+    assert str(key[0]) not in fetched.text
 
 
 def test_default_owner_exists(client: TestClient) -> None:

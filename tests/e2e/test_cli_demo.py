@@ -8,6 +8,7 @@ import pytest
 import uvicorn
 
 from api.main import create_app
+from tests.support.auth import ADMIN_API_KEY
 from tests.support.fake_ollama import FakeOllama
 from triage_pipeline.application.batches import FinishBatchCommand, LaunchableBatchesQuery
 from triage_pipeline.application.triage import TriageJobsCommand
@@ -22,7 +23,7 @@ from triage_pipeline.infrastructure.settings import Settings
 def api_url(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Iterator[str]:
     """The API on a free loopback port, plus a thread that processes every queued batch."""
     llm = OllamaClient(base_url=fake_ollama.url, model="fake-model")
-    container = Container(Settings(), database_url=database_url, llm=llm)
+    container = Container(Settings(admin_api_key=ADMIN_API_KEY), database_url=database_url, llm=llm)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning"))
     stop = threading.Event()
@@ -51,7 +52,7 @@ def api_url(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Ite
 def test_demo_posts_the_samples_follows_progress_and_prints_results(
     api_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--api-url", api_url, "--limit", "12", "--timeout", "60"]) == 0
+    assert main(["demo", "--api-url", api_url, "--api-key", ADMIN_API_KEY, "--limit", "12", "--timeout", "60"]) == 0
     out = capsys.readouterr().out
     assert "posted 12 sample tickets" in out
     assert "triage results" in out and "tickets by status" in out

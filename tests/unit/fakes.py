@@ -135,6 +135,10 @@ class MemTickets:
     def update(self, ticket: Ticket) -> None:
         self.d.tickets[ticket.id] = ticket
 
+    def update_many(self, tickets: Sequence[Ticket]) -> None:
+        for t in tickets:
+            self.update(t)
+
     def list(self, *, status: TicketStatus | None, owner_id: UUID | None, limit: int, cursor: str | None) -> TicketPage:
         items = [t for t in self.d.tickets.values() if (status is None or t.status is status)]
         return TicketPage(items=items[:limit], next_cursor=None)
@@ -156,6 +160,16 @@ class MemJobs:
 
     def update(self, job: TriageJob) -> None:
         self.d.jobs[job.id] = job
+
+    def get_many_with_tickets(
+        self, job_ids: Sequence[UUID], *, for_update: bool = False
+    ) -> list[tuple[TriageJob, Ticket]]:
+        jobs = [self.d.jobs[i] for i in dict.fromkeys(job_ids) if i in self.d.jobs]
+        return [(j, self.d.tickets[j.ticket_id]) for j in jobs if j.ticket_id in self.d.tickets]
+
+    def update_many(self, jobs: Sequence[TriageJob]) -> None:
+        for j in jobs:
+            self.update(j)
 
     def claim_eligible(self, batch_id: UUID, limit: int) -> list[TriageJob]:
         free = [j for j in self.d.jobs.values() if j.is_eligible and j.id not in self.d.job_batch][:limit]
@@ -203,6 +217,10 @@ class MemBatches:
         for i in self.items(batch_id):
             if i.job_id == job_id:
                 self.d.items[i.id] = i.follow(status, now)
+
+    def set_items_status(self, batch_id: UUID, statuses: Sequence[tuple[UUID, TriageJobStatus]], now: datetime) -> None:
+        for job_id, status in statuses:
+            self.set_item_status(batch_id, job_id, status, now)
 
     def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
         counts: dict[TriageJobStatus, int] = {}
@@ -257,6 +275,9 @@ class MemLogs:
 
     def add(self, log: TriageJobLog) -> None:
         self.d.logs.append(log)
+
+    def add_many(self, logs: Sequence[TriageJobLog]) -> None:
+        self.d.logs.extend(logs)
 
     def for_ticket(self, ticket_id: UUID) -> list[TriageJobLog]:
         return [log for log in self.d.logs if log.ticket_id == ticket_id]

@@ -1,13 +1,23 @@
-"""Recovery of work a crashed run left behind: expired leases and batches whose items all ended."""
+"""Recovery of work a crashed run left behind: expired leases, then batches that can be closed.
+
+A job RUNNING past its lease is failed as a counted attempt (its worker is presumed dead) and becomes
+eligible again while attempts remain. A RUNNING batch is then closed when:
+
+- every item ended: it is finished (DONE), as the run would have done;
+- no item is RUNNING and its run is dead (one of its jobs was just recovered from an expired lease, or
+  nothing happened to the batch for a whole lease): it is abandoned, i.e. DONE with its never-started
+  items left PENDING, and its jobs are released so the next batch claims them. Those jobs were never
+  attempted, so no attempt is counted for them.
+"""
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from triage_pipeline.domain.exceptions import BatchNotFinished
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
-from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus
+from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.triage_job_log import TriageJobLog
 
 logger = logging.getLogger(__name__)
@@ -24,10 +34,12 @@ class RecoverCommand:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
-    """What the recovery changed."""
+    """What the recovery changed; `batches_finished` counts every batch it closed, abandoned ones included."""
 
     jobs_recovered: int
     batches_finished: int
+    batches_abandoned: int = 0
+    jobs_released: int = 0
 
 
 class RecoverStuckWork:
@@ -41,6 +53,7 @@ class RecoverStuckWork:
         """Recover expired leases and close batches that can be closed."""
         now = self._clock.now()
         recovered = 0
+        dead_batches: set[UUID] = set()
         with self._uow() as uow:
             candidates = uow.jobs.find_expired_leases(now, command.lease)
         for candidate in candidates:
@@ -76,9 +89,11 @@ class RecoverStuckWork:
                 )
                 uow.commit()
                 recovered += 1
+                if batch_id is not None:
+                    dead_batches.add(batch_id)
                 logger.warning("recovered a job whose lease expired", extra={"job_id": job.id, "batch_id": batch_id})
 
-        finished = 0
+        finished = abandoned = released = 0
         with self._uow() as uow:
             running = uow.batches.running()
         for batch in running:
@@ -86,15 +101,30 @@ class RecoverStuckWork:
                 locked = uow.batches.get(batch.id, for_update=True)
                 if locked is None or locked.status is not BatchStatus.RUNNING:
                     continue
+                items = uow.batches.items(locked.id)
                 try:
-                    done = locked.finish(uow.batches.items(locked.id), now)
+                    done = locked.finish(items, now)
                 except BatchNotFinished:
-                    continue
+                    if not (locked.id in dead_batches or locked.is_stale(items, now, command.lease)):
+                        continue
+                    try:
+                        done = locked.abandon(items, now)
+                    except BatchNotFinished:
+                        continue
+                    never_started = sum(1 for item in items if item.status is TriageJobStatus.PENDING)
+                    abandoned += 1
+                    released += never_started
+                    logger.warning(
+                        "abandoned a batch whose run is gone; its never-started jobs are released",
+                        extra={"batch_id": locked.id, "fields": {"released_jobs": never_started}},
+                    )
                 uow.batches.update(done)
                 uow.jobs.release_batch(locked.id)
                 uow.commit()
                 finished += 1
-        return RecoveryReport(jobs_recovered=recovered, batches_finished=finished)
+        return RecoveryReport(
+            jobs_recovered=recovered, batches_finished=finished, batches_abandoned=abandoned, jobs_released=released
+        )
 
 
 @dataclass(frozen=True, slots=True)

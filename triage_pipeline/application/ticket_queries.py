@@ -15,9 +15,10 @@ MAX_PAGE_SIZE = 200
 
 @dataclass(frozen=True, slots=True)
 class GetTicketQuery:
-    """Read one ticket."""
+    """Read one ticket; with `visible_to`, a ticket of another owner is reported as not found."""
 
     ticket_id: UUID
+    visible_to: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class GetTicket:
         """The view; NotFound for an unknown ticket."""
         with self._uow() as uow:
             ticket = uow.tickets.get(command.ticket_id)
-            if ticket is None:
+            if ticket is None or not _visible(ticket, command.visible_to):
                 raise NotFound("ticket", command.ticket_id)
             return TicketView(ticket=ticket, job=uow.jobs.latest_for_ticket(ticket.id))
 
@@ -71,9 +72,10 @@ class ListTickets:
 
 @dataclass(frozen=True, slots=True)
 class TicketLogsQuery:
-    """Read a ticket's attempts."""
+    """Read a ticket's attempts; with `visible_to`, a ticket of another owner is reported as not found."""
 
     ticket_id: UUID
+    visible_to: UUID | None = None
 
 
 class GetTicketLogs:
@@ -85,6 +87,12 @@ class GetTicketLogs:
     def execute(self, command: TicketLogsQuery) -> list[TriageJobLog]:
         """Attempts oldest first; NotFound for an unknown ticket."""
         with self._uow() as uow:
-            if uow.tickets.get(command.ticket_id) is None:
+            ticket = uow.tickets.get(command.ticket_id)
+            if ticket is None or not _visible(ticket, command.visible_to):
                 raise NotFound("ticket", command.ticket_id)
             return uow.logs.for_ticket(command.ticket_id)
+
+
+def _visible(ticket: Ticket, visible_to: UUID | None) -> bool:
+    """True when the caller may see the ticket (None: every owner's tickets are visible)."""
+    return visible_to is None or ticket.owner_id == visible_to

@@ -112,3 +112,22 @@ class InvalidPrompt(DomainError):
     """A new prompt version is not usable (e.g. its user template has no `{ticket}` placeholder)."""
 
     code = "invalid_prompt"
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that match no active key; never says which."""
+
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("missing, malformed, unknown or revoked API key")
+
+
+class Forbidden(DomainError):
+    """The caller is authenticated but its role does not allow the operation."""
+
+    code = "forbidden"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"this API key may not {action}")
+        self.action = action

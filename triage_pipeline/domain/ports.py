@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from triage_pipeline.domain.api_key import ApiKey
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
@@ -99,6 +100,10 @@ class TicketRepository(Protocol):
         """Save a changed ticket."""
         ...
 
+    def update_many(self, tickets: Sequence[Ticket]) -> None:
+        """Save the triage state (status, answer) of many changed tickets at once."""
+        ...
+
     def list(
         self,
         *,
@@ -128,6 +133,16 @@ class TriageJobRepository(Protocol):
 
     def update(self, job: TriageJob) -> None:
         """Save a changed job."""
+        ...
+
+    def get_many_with_tickets(
+        self, job_ids: Sequence[UUID], *, for_update: bool = False
+    ) -> list[tuple[TriageJob, Ticket]]:
+        """The jobs of these ids that exist, each with its ticket; `for_update` locks the jobs' rows."""
+        ...
+
+    def update_many(self, jobs: Sequence[TriageJob]) -> None:
+        """Save many changed jobs at once."""
         ...
 
     def claim_eligible(self, batch_id: UUID, limit: int) -> list[TriageJob]:
@@ -180,6 +195,10 @@ class BatchRepository(Protocol):
 
     def set_item_status(self, batch_id: UUID, job_id: UUID, status: TriageJobStatus, now: datetime) -> None:
         """Make the batch's item of this job follow the job's status."""
+        ...
+
+    def set_items_status(self, batch_id: UUID, statuses: Sequence[tuple[UUID, TriageJobStatus]], now: datetime) -> None:
+        """Make the batch's items of these jobs follow their jobs' statuses, at once."""
         ...
 
     def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
@@ -242,6 +261,10 @@ class TriageJobLogRepository(Protocol):
         """Store one attempt's record."""
         ...
 
+    def add_many(self, logs: Sequence[TriageJobLog]) -> None:
+        """Store many attempts' records at once."""
+        ...
+
     def for_ticket(self, ticket_id: UUID) -> list[TriageJobLog]:
         """Every attempt at this ticket, oldest first."""
         ...
@@ -287,6 +310,26 @@ class PromptActivationRepository(Protocol):
         ...
 
 
+class ApiKeyRepository(Protocol):
+    """Issued API keys (hashes only)."""
+
+    def add(self, key: ApiKey) -> None:
+        """Store a new key."""
+        ...
+
+    def get(self, key_id: UUID) -> ApiKey | None:
+        """A key by id, or None."""
+        ...
+
+    def by_lookup(self, lookup: str) -> ApiKey | None:
+        """The key with this public lookup handle, or None."""
+        ...
+
+    def update(self, key: ApiKey) -> None:
+        """Save a changed key (revocation)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or roll back together."""
 
@@ -299,6 +342,7 @@ class UnitOfWork(Protocol):
     evaluations: EvaluationRunRepository
     corrections: CorrectionRepository
     activations: PromptActivationRepository
+    api_keys: ApiKeyRepository
 
     def __enter__(self) -> Self:
         """Begin."""

@@ -5,6 +5,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine, text
 
+from triage_pipeline.application.api_keys import Authenticate, IssueApiKey, RegisterOwner, RevokeApiKey
 from triage_pipeline.application.batches import (
     CreateBatch,
     FinishBatch,
@@ -209,6 +210,27 @@ class Container:
     def evaluations(self) -> ListEvaluations:
         """Use case."""
         return ListEvaluations(self.uow)
+
+    @cached_property
+    def authenticate(self) -> Authenticate:
+        """Use case (the ADMIN_API_KEY setting is an admin token)."""
+        admin = self.settings.admin_api_key
+        return Authenticate(self.uow, admin.get_secret_value() if admin is not None else None)
+
+    @cached_property
+    def issue_api_key(self) -> IssueApiKey:
+        """Use case."""
+        return IssueApiKey(self.uow, self.clock)
+
+    @cached_property
+    def register_owner(self) -> RegisterOwner:
+        """Use case."""
+        return RegisterOwner(self.uow, self.clock)
+
+    @cached_property
+    def revoke_api_key(self) -> RevokeApiKey:
+        """Use case."""
+        return RevokeApiKey(self.uow, self.clock)
 
     def ping_database(self) -> None:
         """Run `SELECT 1`; raises the driver's error when the database does not answer."""

@@ -2,15 +2,18 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+ADMIN_API_KEY_MIN_LENGTH = 24
+# Fields whose value must never be echoed, even in a configuration error.
+SECRET_FIELDS = frozenset({"database_url", "db_password", "admin_api_key"})
 
 
 class SettingsError(ValueError):
@@ -30,7 +33,7 @@ class Settings(BaseSettings):
     db_name: str = "triage"
 
     llm_base_url: AnyHttpUrl | None = None
-    llm_model: str = Field(default="gemma3:270m", min_length=1)
+    llm_model: str = Field(default="smollm2:135m", min_length=1)
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     llm_read_timeout_s: float = Field(default=60.0, gt=0)
     offline_llm_port: int = Field(default=11435, ge=1, le=65535)
@@ -39,7 +42,7 @@ class Settings(BaseSettings):
 
     # Pipeline knobs (Dagster job, schedule and sensors).
     batch_max_items: int = Field(default=1000, ge=1, le=10_000)
-    jobs_per_chunk: int = Field(default=250, ge=1, le=10_000)
+    jobs_per_chunk: int = Field(default=1000, ge=1, le=10_000)
     llm_concurrency: int = Field(default=16, ge=1, le=256)
     triage_schedule_cron: str = "*/10 * * * *"
     backlog_min_jobs: int = Field(default=100, ge=1)
@@ -55,6 +58,40 @@ class Settings(BaseSettings):
 
     embedded_pg_dir: Path = PROJECT_ROOT / ".pgdata"
     embedded_pg_port: int = Field(default=54329, ge=1, le=65535)
+
+    # API authentication (see the README's "Reliability and security"). Turning it off is for local
+    # development only: every request is then treated as an admin, and the API logs a warning at start.
+    auth_enabled: bool = True
+    admin_api_key: SecretStr | None = Field(default=None, description="Bearer token with the admin role.")
+
+    @field_validator("admin_api_key", mode="before")
+    @classmethod
+    def _admin_key_is_long_enough(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or len(raw) < ADMIN_API_KEY_MIN_LENGTH or raw != raw.strip():
+            raise ValueError(
+                f"must be at least {ADMIN_API_KEY_MIN_LENGTH} characters without surrounding blanks "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return raw
+
+    @field_validator("job_lease_s")
+    @classmethod
+    def _lease_outlasts_an_llm_call(cls, value: int, info: ValidationInfo) -> int:
+        # A job may wait for a free LLM slot, then make its call; both are bounded by the LLM timeouts. A
+        # lease shorter than that would let recovery fail a live call, whose ticket could then be triaged twice.
+        connect, read = info.data.get("llm_connect_timeout_s"), info.data.get("llm_read_timeout_s")
+        if connect is None or read is None:  # reported on their own
+            return value
+        bound = 2 * (connect + read)
+        if value <= bound:
+            raise ValueError(
+                f"must be longer than 2 x (LLM_CONNECT_TIMEOUT_S + LLM_READ_TIMEOUT_S) = {bound:g} s, "
+                "or a slow but live LLM call could be recovered and its ticket triaged twice"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -97,10 +134,17 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} (got {err.get('input')!r})"
+            f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} (got {_shown_input(err)})"
             for err in exc.errors()
         )
         raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _shown_input(error: Any) -> str:
+    """The rejected value, or a placeholder for a secret one."""
+    if any(str(part) in SECRET_FIELDS for part in error.get("loc", ())):
+        return "a value, not shown because it may hold a secret"
+    return repr(error.get("input"))
 
 
 @lru_cache(maxsize=1)

@@ -236,3 +236,26 @@ class PromptActivationRow(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer)
     previous_version: Mapped[int | None] = mapped_column(Integer)
     activated_by: Mapped[str] = mapped_column(String(200))
+
+
+class ApiKeyRow(Timestamped, Base):
+    """Table `api_keys`: issued keys, stored as a public lookup handle and a salted HMAC of the secret."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("lookup", name="uq_api_keys_lookup"),
+        CheckConstraint("role IN ('admin','owner')", name="role"),
+        CheckConstraint(
+            "(role = 'owner' AND owner_id IS NOT NULL) OR (role = 'admin' AND owner_id IS NULL)", name="role_owner"
+        ),
+        Index("ix_api_keys_owner", "owner_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    lookup: Mapped[str] = mapped_column(String(32))
+    salt: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[UUID | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage_pipeline.domain.ports import (
+    ApiKeyRepository,
     BatchRepository,
     CorrectionRepository,
     EvaluationRunRepository,
@@ -17,6 +18,7 @@ from triage_pipeline.domain.ports import (
     TriageJobLogRepository,
     TriageJobRepository,
 )
+from triage_pipeline.infrastructure.db.api_key_repository import SqlApiKeyRepository
 from triage_pipeline.infrastructure.db.quality_repositories import (
     SqlCorrectionRepository,
     SqlEvaluationRunRepository,
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
     evaluations: EvaluationRunRepository
     corrections: CorrectionRepository
     activations: PromptActivationRepository
+    api_keys: ApiKeyRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -61,6 +64,7 @@ class SqlUnitOfWork:
         self.evaluations = SqlEvaluationRunRepository(self.session)
         self.corrections = SqlCorrectionRepository(self.session)
         self.activations = SqlPromptActivationRepository(self.session)
+        self.api_keys = SqlApiKeyRepository(self.session)
         return self
 
     def __exit__(

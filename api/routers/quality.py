@@ -1,0 +1,46 @@
+"""Human corrections and re-triage of tickets."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from api.dependencies import ContainerDep
+from api.problems import problem_responses
+from api.schemas.correction import CorrectionIn, CorrectionOut, RetriageOut
+from triage_pipeline.application.corrections import CorrectTriageCommand, RetriageCommand
+
+router = APIRouter(prefix="/tickets", tags=["quality"])
+
+
+@router.put(
+    "/{ticket_id}/triage",
+    status_code=status.HTTP_201_CREATED,
+    summary="Correct a ticket's category and priority",
+    responses=problem_responses(400, 404, 409, 413, 422, 503),
+)
+def correct_triage(ticket_id: UUID, body: CorrectionIn, container: ContainerDep) -> CorrectionOut:
+    """Store the correction beside the model's answer (which is kept); 409 when there is no answer yet."""
+    correction = container.correct_triage.execute(
+        CorrectTriageCommand(
+            ticket_id=ticket_id,
+            category=body.category,
+            priority=body.priority,
+            reason=body.reason,
+            actor=body.corrected_by,
+        )
+    )
+    return CorrectionOut.from_domain(correction)
+
+
+@router.post(
+    "/{ticket_id}/retriage",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue a completed or failed ticket for triage again",
+    responses=problem_responses(404, 409, 422, 503),
+)
+def retriage(ticket_id: UUID, container: ContainerDep) -> RetriageOut:
+    """A new PENDING job (attempts reset); the old job and its logs are kept."""
+    ticket, job = container.retriage.execute(RetriageCommand(ticket_id))
+    return RetriageOut(
+        ticket_id=ticket.id, triage_status=ticket.status.value, job_id=job.id, job_status=job.status.value
+    )

@@ -1,0 +1,65 @@
+"""A human correction of a ticket's triage, as sent and as returned."""
+
+from datetime import datetime
+from typing import Annotated, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.text import NUL_FREE_PATTERN
+from triage_pipeline.domain.correction import REASON_MAX_LENGTH, TriageCorrection
+from triage_pipeline.domain.triage_answer import Priority
+
+
+class CorrectionIn(BaseModel):
+    """What an agent says the category and priority should be, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: Annotated[str, Field(min_length=1, max_length=64, description="One of the prompt's categories.")]
+    priority: Priority
+    reason: Annotated[
+        str,
+        Field(default="", max_length=REASON_MAX_LENGTH, json_schema_extra={"pattern": NUL_FREE_PATTERN}),
+    ]
+    corrected_by: Annotated[str, Field(default="", max_length=200, json_schema_extra={"pattern": NUL_FREE_PATTERN})]
+
+
+class CorrectionOut(BaseModel):
+    """A stored correction, beside the model's answer."""
+
+    id: UUID
+    ticket_id: UUID
+    category: str
+    priority: Priority
+    reason: str
+    model_category: str | None
+    model_priority: str | None
+    prompt_version: int | None
+    corrected_by: str
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, correction: TriageCorrection) -> Self:
+        """The DTO of a domain correction."""
+        return cls(
+            id=correction.id,
+            ticket_id=correction.ticket_id,
+            category=correction.category,
+            priority=correction.priority,
+            reason=correction.reason,
+            model_category=correction.model_category,
+            model_priority=correction.model_priority,
+            prompt_version=correction.prompt_version,
+            corrected_by=correction.corrected_by,
+            created_at=correction.created_at,
+        )
+
+
+class RetriageOut(BaseModel):
+    """The requeued ticket and its new job."""
+
+    ticket_id: UUID
+    triage_status: str
+    job_id: UUID
+    job_status: str

@@ -1,0 +1,77 @@
+"""`make bench`: every benchmark in one run, each figure next to its limit measured in the same run.
+
+    .venv/bin/python bench/run_all.py            # minutes on a 2-core machine
+    .venv/bin/python bench/run_all.py --quick    # the short version
+    .venv/bin/python bench/run_all.py --only 1 5 --output results.md
+
+Benchmarks (one module each, each runnable alone):
+  3, 4  bench/intake.py        bulk and single intake over real HTTP, against COPY and a bare endpoint
+  5     bench/claim.py         batch creation with 100,000 eligible jobs, against a 5,000-job table
+  1,2,6 bench/triage_stack.py  triage throughput and orchestration cost on the real stack, and its memory
+
+They share one throwaway PostgreSQL 17 with the settings `make run` uses (fsync on), a database each.
+The table goes to stdout (and `--output`), progress to stderr. Nothing here is a test: figures are
+printed, not asserted, and the `met` column says where a target is missed.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import claim
+import intake
+import triage_stack
+from _support import NeighbourMeter, Row, machine, postgres, print_table, say
+
+ORDER = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6}
+
+
+def main() -> None:
+    """Run the chosen benchmarks on one PostgreSQL and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer and smaller runs (about a third of the time)")
+    parser.add_argument("--only", nargs="+", choices=sorted(ORDER), help="only these benchmarks")
+    parser.add_argument("--output", type=Path, help="also write the table (Markdown) to this file")
+    parser.add_argument("--fast-unsafe", action="store_true", help="PostgreSQL with fsync off (not like make run)")
+    parser.add_argument("--profile", type=Path, help="py-spy the run workers of benchmarks 1-2 into this directory")
+    args = parser.parse_args()
+    chosen = set(args.only or ORDER)
+
+    began = time.monotonic()
+    rows: list[Row] = []
+    with postgres(fast_unsafe=args.fast_unsafe) as pg:
+        meter = NeighbourMeter(pg.pids).start()
+        if chosen & {"3", "4"}:
+            rows += intake.run(pg, args.quick)
+        if "5" in chosen:
+            rows += claim.run(pg, args.quick)
+        if chosen & {"1", "2", "6"}:
+            rows += triage_stack.run(pg, args.quick, args.profile)
+        cpu = meter.stop()
+        version = pg.version()
+    rows = sorted((r for r in rows if r.bench in chosen), key=lambda r: ORDER[r.bench])
+    elapsed = time.monotonic() - began
+
+    host = machine()
+    durability = "fsync off" if args.fast_unsafe else "fsync on, as make run"
+    header = [
+        f"machine: {host['cpu']}, {host['cores']} cores, {host['memory']}, Linux {host['kernel']}, "
+        f"Python {host['python']}, PostgreSQL {version} ({durability})",
+        f"run: {'quick' if args.quick else 'full'}, {elapsed / 60:.1f} min; {cpu}",
+    ]
+    for out in [sys.stdout, *([args.output.open("w")] if args.output else [])]:
+        for line in header:
+            print(line, file=out)
+        print(file=out)
+        print_table(rows, out)
+        if out is not sys.stdout:
+            out.close()
+    missed = [r for r in rows if r.met is False]
+    say(f"done in {elapsed / 60:.1f} min; {len(missed)} target(s) missed")
+
+
+if __name__ == "__main__":
+    main()

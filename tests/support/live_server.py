@@ -1,0 +1,43 @@
+"""The API served by a real uvicorn on a loopback port, in a background thread (tests and benchmarks)."""
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from api.main import create_app
+from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.infrastructure.embedded_postgres import free_port
+
+
+@contextmanager
+def live_api(container: Container, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve `create_app(container)` until the block ends; yields the base URL."""
+    port = free_port(host)
+    config = uvicorn.Config(
+        create_app(container),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn exited during startup")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start within {startup_timeout_s} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
