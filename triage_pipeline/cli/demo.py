@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from triage_pipeline.cli.output import print_table, progress_bar
+from triage_pipeline.infrastructure.admin_key import local_admin_key
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sample_path
 from triage_pipeline.infrastructure.settings import Settings
 
@@ -43,7 +44,8 @@ def _tickets_of(client: httpx.Client, owner_id: str) -> list[dict[str, Any]]:
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Post, queue, follow with a progress bar, print the results."""
     base_url = args.api_url or f"http://{settings.api_host}:{settings.api_port}"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    api_key = args.api_key or local_admin_key(settings)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     items = read_labelled(sample_path(), args.limit)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
@@ -97,7 +99,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     """Register `demo`."""
     demo = sub.add_parser("demo", help="post the sample tickets to the running API, triage them, print the results")
     demo.add_argument("--api-url", default=None, help="default: http://API_HOST:API_PORT")
-    demo.add_argument("--api-key", default=None, help="Bearer key (an admin key when auth is on)")
+    demo.add_argument(
+        "--api-key",
+        default=None,
+        help="admin Bearer key (default: ADMIN_API_KEY, or the key `triage run` stored)",
+    )
     demo.add_argument("--limit", type=int, default=None, help="only the first N sample tickets (default: all 160)")
     demo.add_argument("--timeout", type=float, default=3600, help="seconds to wait for triage to finish")
     demo.set_defaults(settings_handler=run_demo)

@@ -14,6 +14,7 @@ from types import FrameType
 
 import httpx
 
+from triage_pipeline.infrastructure.admin_key import ADMIN_KEY_FILE, ensure_local_admin_key
 from triage_pipeline.infrastructure.database import embedded_server
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, port_is_free
 from triage_pipeline.infrastructure.migrations import upgrade_to_head
@@ -78,6 +79,8 @@ class Supervisor:
 
         env = {**os.environ, **database_env(database_url, s.dagster_db_name)}
         env["DAGSTER_HOME"] = str(self._dagster_home())
+        if s.auth_enabled:
+            env["ADMIN_API_KEY"] = ensure_local_admin_key(s)
         env["LLM_MODEL"] = s.llm_model
 
         llm_url = s.effective_llm_base_url()
@@ -110,6 +113,11 @@ class Supervisor:
         )
         self._spawn("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
         print(f"API           http://{s.api_host}:{s.api_port}  (docs at /docs)")
+        if s.auth_enabled:
+            source = "ADMIN_API_KEY" if s.admin_api_key else f"the file {ADMIN_KEY_FILE.name}"
+            print(f"API auth      on: the admin key is in {source} (`triage demo` uses it)")
+        else:
+            print("API auth      OFF (AUTH_ENABLED=false): local development only")
         print(f"Dagster UI    http://{s.api_host}:{s.dagster_port}")
         print("Press Ctrl-C to stop everything.")
 
