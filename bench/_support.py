@@ -175,8 +175,14 @@ def proc_table() -> dict[int, dict[str, Any]]:
             "ppid": int(rest[1]),
             "cmd": cmdline,
             "cpu": (int(rest[11]) + int(rest[12])) / CLK_TCK,
+            "started": int(rest[19]) / CLK_TCK,  # seconds after boot
         }
     return table
+
+
+def uptime() -> float:
+    """Seconds since boot (the clock of `started` in proc_table)."""
+    return float(Path("/proc/uptime").read_text().split()[0])
 
 
 def descendants(roots: set[int], table: dict[int, dict[str, Any]]) -> set[int]:
@@ -409,6 +415,7 @@ class Sampler:
     def sample_once(self) -> None:
         """Take one sample."""
         table = proc_table()
+        now = uptime()
         summed: dict[str, int] = {}
         seen: dict[str, set[int]] = {}
         for root_role, roots in self._roots.items():
@@ -416,6 +423,8 @@ class Sampler:
                 cmd = table[pid]["cmd"]
                 if not cmd or "unshare" in cmd.split(" ", 1)[0]:
                     continue
+                if now - table[pid]["started"] < 1.0:
+                    continue  # between fork and exec a child still shows its parent's command line and memory
                 role = self._role(pid, root_role, cmd)
                 usage = self.usage.setdefault(role, Usage(role))
                 usage.pids.add(pid)

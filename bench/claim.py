@@ -100,7 +100,7 @@ def plan(url: str) -> str:
     with engine.connect() as conn:
         lines = [row[0] for row in conn.execute(text(f"EXPLAIN {sql}"))]
     engine.dispose()
-    scan = next((line.strip(" ->") for line in lines if "Scan" in line), lines[0])
+    scan = next((str(line).strip(" ->") for line in lines if "Scan" in line), str(lines[0]))
     return scan.split("  (")[0]
 
 

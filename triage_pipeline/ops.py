@@ -18,10 +18,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from triage_pipeline.application.batches import CreateBatchCommand, FinishBatchCommand
+from triage_pipeline.application.batches import BatchStatusQuery, CreateBatchCommand, FinishBatchCommand
 from triage_pipeline.application.log_queries import BatchLogsQuery
 from triage_pipeline.application.triage import TriageJobsCommand, TriageOutcome
 from triage_pipeline.domain.batch import BatchOrigin
+from triage_pipeline.domain.statuses import BatchStatus
 from triage_pipeline.log_report import report_metadata
 from triage_pipeline.resources import TriageServices
 
@@ -54,6 +55,15 @@ def plan_batch(
     container = services.container
     if config.batch_id:
         batch_id = UUID(config.batch_id)
+        progress = container.batch_progress.execute(BatchStatusQuery(batch_id))
+        if progress.batch.status is not BatchStatus.RUNNING:
+            # A late or repeated run of a batch that recovery already closed: its jobs belong to others now.
+            yield Output(
+                {"batch_id": None, "total_items": 0},
+                "batch",
+                metadata={"status": "ALREADY_DONE", "batch_id": str(batch_id), "total_items": 0},
+            )
+            return
         job_ids = [str(item.job_id) for item in container.batch_job_ids.execute(batch_id)]
         origin = "queued"
     else:

@@ -179,15 +179,6 @@ def test_pipeline_killed_mid_batch_loses_nothing_and_triages_nothing_twice(
     assert dict(items) == {k: v for k, v in expected.items() if v}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known gap, owned by application/triage.py: an attempt is recorded without checking that the job is still "
-        "RUNNING in that same attempt, so a worker that outlives its lease (stalled, not dead) overwrites the "
-        "recovery and a second SUCCEEDED log appears. JOB_LEASE_S > 2 x the LLM timeouts (validated at start) "
-        "keeps a live LLM call from being recovered; a stalled process is not covered."
-    ),
-)
 def test_a_worker_that_outlives_its_lease_does_not_record_a_second_success(
     container: Container, database_url: str, fake_ollama: FakeOllama
 ) -> None:

@@ -133,6 +133,10 @@ def test_a_retried_run_of_a_batch_does_not_triage_done_jobs_again(
     assert created is not None
     assert run_triage(services, instance, batch_id=str(created.batch.id)).success
     calls = fake_ollama.chat_count
+    # The run died after triaging but before its batch was closed: the batch is still RUNNING.
+    with uow_factory() as w:
+        w.session.execute(text("UPDATE triage_job_batches SET status='RUNNING', finished_at=NULL"))
+        w.commit()
     again = run_triage(services, instance, batch_id=str(created.batch.id))
     assert again.success
     assert fake_ollama.chat_count == calls
@@ -256,3 +260,21 @@ def test_dagster_cli_validates_the_workspace(tmp_path: object) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_a_run_of_a_batch_already_done_triages_nothing(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory, fake_ollama: FakeOllama
+) -> None:
+    post_tickets(uow_factory, 3)
+    created = CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand())
+    assert created is not None
+    assert run_triage(services, instance, batch_id=str(created.batch.id)).success
+    post_tickets_after = 2
+    CreateTickets(uow_factory, CLOCK).execute(
+        CreateTicketsCommand([NewTicket(DEFAULT_OWNER_ID, f"late-{i}", "t", "d") for i in range(post_tickets_after)])
+    )
+    calls = fake_ollama.chat_count
+    late = run_triage(services, instance, batch_id=str(created.batch.id))
+    assert late.success
+    assert fake_ollama.chat_count == calls
+    assert late.output_for_node("plan_batch", "batch")["total_items"] == 0

@@ -1,11 +1,13 @@
 """The heart of the product: triage one job (or many concurrently), auditing every attempt.
 
 Every attempt goes PENDING | FAILED -> RUNNING (one transaction, before the LLM is asked) and then
-RUNNING -> DONE | FAILED together with its ticket, its batch item and its log row (one transaction).
-Many jobs (`TriageJobs`) keep exactly that, but a coordinating thread does the database work for the
-whole group: each of its transactions records the attempts that just ended and starts as many jobs as
-there are free LLM slots, with a constant number of statements however many jobs it holds. The LLM
-calls run in a bounded pool of threads that never touch the database.
+RUNNING -> DONE | FAILED together with its ticket, its batch item and its log row (one transaction),
+the latter only while the job is still RUNNING in that same attempt (a worker that outlived its lease
+finds the attempt already failed by the recovery and records nothing). Many jobs (`TriageJobs`) keep
+exactly that, but a coordinating thread does the database work for the whole group: each of its
+transactions records the attempts that just ended and starts as many jobs as there are free LLM slots,
+with a constant number of statements however many jobs it holds. The LLM calls run in a bounded pool of
+threads that never touch the database.
 """
 
 import logging
