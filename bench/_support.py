@@ -3,6 +3,7 @@
 Every benchmark prints figures next to a limit measured in the same run; none of this is a test.
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -518,3 +519,13 @@ __all__ = [
     "uvicorn_args",
     "wait_http",
 ]
+
+
+def run_standalone(doc: str | None, run: Callable[[Postgres, bool], list[Row]]) -> None:
+    """`main()` of a benchmark module: parse --quick/--fast-unsafe, run on a throwaway PostgreSQL, print."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fast-unsafe", action="store_true", help="PostgreSQL with fsync off (not like make run)")
+    args = parser.parse_args()
+    with postgres(fast_unsafe=args.fast_unsafe) as pg:
+        print_table(run(pg, args.quick))

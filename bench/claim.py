@@ -10,7 +10,6 @@ because each one leaves 1,000 dead entries at the head of the index until VACUUM
     .venv/bin/python bench/claim.py [--quick]
 """
 
-import argparse
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _support import Postgres, Row, fmt_ratio, median, postgres, print_table, psycopg_dsn, say
+from _support import Postgres, Row, fmt_ratio, median, psycopg_dsn, run_standalone, say
 
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 
@@ -140,12 +139,7 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
 
 def main() -> None:
     """Run on a throwaway PostgreSQL and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--fast-unsafe", action="store_true", help="PostgreSQL with fsync off (not like make run)")
-    args = parser.parse_args()
-    with postgres(fast_unsafe=args.fast_unsafe) as pg:
-        print_table(run(pg, args.quick))
+    run_standalone(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the server and PostgreSQL still share the CPUs, for the limit and the measured f
     .venv/bin/python bench/intake.py [--quick]
 """
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -35,9 +34,8 @@ from _support import (
     api_env,
     fmt_ratio,
     free_port,
-    postgres,
-    print_table,
     psycopg_dsn,
+    run_standalone,
     say,
     spawn,
     stop,
@@ -263,12 +261,7 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
 
 def main() -> None:
     """Run on a throwaway PostgreSQL and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--fast-unsafe", action="store_true", help="PostgreSQL with fsync off (not like make run)")
-    args = parser.parse_args()
-    with postgres(fast_unsafe=args.fast_unsafe) as pg:
-        print_table(run(pg, args.quick))
+    run_standalone(__doc__, run)
 
 
 if __name__ == "__main__":
