@@ -85,6 +85,10 @@ class Supervisor:
 
         llm_url = s.effective_llm_base_url()
         if s.llm_base_url is None:
+            # The offline server answers one request at a time: more calls in flight would only queue
+            # behind each other until they hit the read timeout.
+            if "LLM_CONCURRENCY" not in os.environ:
+                env["LLM_CONCURRENCY"] = "1"
             self._start_offline_llm(env)
             print(f"LLM           offline demo model at {llm_url} (demo quality, not production triage)")
         else:
