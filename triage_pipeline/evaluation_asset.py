@@ -8,7 +8,7 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from triage_pipeline.application.evaluation import EvaluateCommand
+from triage_pipeline.application.evaluation import EvaluateCommand, comparison_rows
 from triage_pipeline.evaluation_plot import plot_confusions
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sample_path, sha256_of
 from triage_pipeline.resources import TriageServices
@@ -48,25 +48,9 @@ def prompt_evaluation(
     )
     plots_dir = Path(os.environ.get("DAGSTER_HOME") or tempfile.gettempdir()) / "evaluation_plots"
     metadata: dict[str, Any] = {"dataset": path.name, "tickets": len(items), "model": results[0].model}
-    table = [
-        "| figure | " + " | ".join(f"v{r.prompt.version}" for r in results) + " |",
-        "|---|" + "---|" * len(results),
-    ]
-    for name in ("category", "priority", "sentiment", "language"):
-        table.append(
-            f"| {name} accuracy | " + " | ".join(f"{r.report.fields[name].accuracy:.1%}" for r in results) + " |"
-        )
-    for name in ("category", "priority"):
-        table.append(
-            f"| {name} macro-F1 | " + " | ".join(f"{r.report.fields[name].macro_f1:.3f}" for r in results) + " |"
-        )
-    table.append("| invalid outputs | " + " | ".join(f"{r.report.invalid_share:.1%}" for r in results) + " |")
-    table.append(
-        "| latency p50/p95 ms | "
-        + " | ".join(f"{r.report.latency_p50_ms:.0f}/{r.report.latency_p95_ms:.0f}" for r in results)
-        + " |"
-    )
-    metadata["comparison"] = MetadataValue.md("\n".join(table))
+    header = ["figure", *(f"v{r.prompt.version}" for r in results)]
+    table = [header, ["---"] * len(header), *comparison_rows(results)]
+    metadata["comparison"] = MetadataValue.md("\n".join("| " + " | ".join(row) + " |" for row in table))
     for result in results:
         version = result.prompt.version
         figures = result.report.as_dict()

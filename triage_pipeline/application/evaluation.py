@@ -1,5 +1,6 @@
 """Evaluate prompt versions on a labelled file through the production LLM client and validation path."""
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
+from triage_pipeline.application.triage import error_class_of
 from triage_pipeline.domain.evaluation import (
+    EVALUATED_FIELDS,
     EvaluationItem,
     EvaluationReport,
     EvaluationRun,
@@ -15,7 +18,6 @@ from triage_pipeline.domain.evaluation import (
     build_report,
 )
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
-from triage_pipeline.domain.llm_errors import LlmError
 from triage_pipeline.domain.ports import Clock, LlmGateway, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 from triage_pipeline.domain.triage_answer import Priority, Sentiment
@@ -119,7 +121,7 @@ class EvaluatePrompts:
                 external_id=ticket.external_id,
                 gold=ticket.labels,
                 predicted=None,
-                error_class=exc.error_class if isinstance(exc, LlmError) else "internal_error",
+                error_class=error_class_of(exc),
                 latency_ms=int((time.monotonic() - started) * 1000),
             )
         predicted = {k: str(v) for k, v in answer.answer.as_dict().items() if k != "summary"}
@@ -164,3 +166,31 @@ class ListEvaluations:
         """The runs."""
         with self._uow() as uow:
             return uow.evaluations.list(command.prompt_name, command.versions)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def comparison_rows(results: Sequence[VersionResult]) -> list[list[str]]:
+    """The side-by-side figures of evaluated versions: one row per figure, one column per version."""
+    rows: list[list[str]] = []
+    for name in EVALUATED_FIELDS:
+        rows.append([f"{name} accuracy", *(_pct(r.report.fields[name].accuracy) for r in results)])
+        if name in ("category", "priority"):
+            rows.append([f"{name} macro-F1", *(f"{r.report.fields[name].macro_f1:.3f}" for r in results)])
+    rows += [
+        ["invalid outputs", *(_pct(r.report.invalid_share) for r in results)],
+        ["latency p50 / p95 ms", *(f"{r.report.latency_p50_ms:.0f} / {r.report.latency_p95_ms:.0f}" for r in results)],
+        ["tokens in / out", *(f"{r.report.prompt_tokens} / {r.report.completion_tokens}" for r in results)],
+        ["errors", *(json.dumps(dict(r.report.errors)) for r in results)],
+        ["model", *(r.model for r in results)],
+    ]
+    corrections = results[0].corrections if results else {}
+    if corrections.get("corrected_tickets"):
+        summary = (
+            f"{corrections['corrected_tickets']} tickets: category {_pct(corrections['category_accuracy'])}, "
+            f"priority {_pct(corrections['priority_accuracy'])}"
+        )
+        rows.append(["production vs human corrections", *(summary for _ in results)])
+    return rows

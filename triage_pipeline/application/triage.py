@@ -89,7 +89,7 @@ class _Attempt:
         job_id = self.started.job.id
         if self.error is not None:
             return TriageResult(
-                job_id, TriageOutcome.FAILED, error_class=_error_class(self.error), latency_ms=self.latency_ms
+                job_id, TriageOutcome.FAILED, error_class=error_class_of(self.error), latency_ms=self.latency_ms
             )
         assert self.answer is not None
         return TriageResult(
@@ -248,7 +248,7 @@ class TriageOneJob:
             return True
         exc = attempt.error
         raw = exc.raw_output if isinstance(exc, LlmError) else None
-        changes.jobs.append(job.fail(f"{_error_class(exc)}: {exc}", now))
+        changes.jobs.append(job.fail(f"{error_class_of(exc)}: {exc}", now))
         changes.tickets.append(ticket.fail(now))
         changes.logs.append(
             self._log(
@@ -258,7 +258,7 @@ class TriageOneJob:
                 AttemptOutcome.FAILED,
                 model=self._llm.model,
                 raw_output=raw[:RAW_OUTPUT_MAX_LENGTH] if raw else None,
-                error_class=_error_class(exc),
+                error_class=error_class_of(exc),
                 error_message=str(exc)[:ERROR_MAX_LENGTH],
             )
         )
@@ -314,7 +314,7 @@ class TriageOneJob:
                 "job_id": job.id,
                 "ticket_id": job.ticket_id,
                 "batch_id": batch_id,
-                "fields": {"error_class": _error_class(exc), "attempt": job.attempts},
+                "fields": {"error_class": error_class_of(exc), "attempt": job.attempts},
             },
         )
 
@@ -356,7 +356,8 @@ class TriageOneJob:
         )
 
 
-def _error_class(exc: Exception) -> str:
+def error_class_of(exc: Exception) -> str:
+    """The error class an attempt's failure is recorded under."""
     if isinstance(exc, LlmError):
         return exc.error_class
     if isinstance(exc, NoActivePrompt):

@@ -6,43 +6,15 @@ import sys
 from pathlib import Path
 
 from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery
-from triage_pipeline.application.evaluation import EvaluateCommand, VersionResult
+from triage_pipeline.application.evaluation import EvaluateCommand, VersionResult, comparison_rows
 from triage_pipeline.cli.output import print_table, progress_bar
-from triage_pipeline.domain.evaluation import EVALUATED_FIELDS
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sha256_of
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def print_comparison(results: list[VersionResult]) -> None:
     """Side-by-side figures, then the confusion matrices of category and priority."""
-    rows: list[list[object]] = []
-    for name in EVALUATED_FIELDS:
-        rows.append([f"{name} accuracy", *(_pct(r.report.fields[name].accuracy) for r in results)])
-        if name in ("category", "priority"):
-            rows.append([f"{name} macro-F1", *(f"{r.report.fields[name].macro_f1:.3f}" for r in results)])
-    rows += [
-        ["invalid outputs", *(_pct(r.report.invalid_share) for r in results)],
-        ["latency p50 / p95 ms", *(f"{r.report.latency_p50_ms:.0f} / {r.report.latency_p95_ms:.0f}" for r in results)],
-        ["tokens in / out", *(f"{r.report.prompt_tokens} / {r.report.completion_tokens}" for r in results)],
-        ["errors", *(json.dumps(dict(r.report.errors)) for r in results)],
-        ["model", *(r.model for r in results)],
-    ]
-    corrections = results[0].corrections if results else {}
-    if corrections.get("corrected_tickets"):
-        rows.append(
-            [
-                "production vs human corrections",
-                *(
-                    f"{corrections['corrected_tickets']} tickets: category {_pct(corrections['category_accuracy'])}, "
-                    f"priority {_pct(corrections['priority_accuracy'])}"
-                    for _ in results
-                ),
-            ]
-        )
+    rows = comparison_rows(results)
     print_table(
         f"evaluation on {results[0].run.dataset} ({results[0].report.items} tickets)" if results else "evaluation",
         ["figure", *(f"{r.prompt.name} v{r.prompt.version}" for r in results)],
