@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@echo "Using $(PYTHON)"
 	@[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --quiet --python $(VPY) -e '.[dev]'
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(VPY) -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -58,4 +58,5 @@ def log_auth_mode(settings: Settings) -> None:
             extra={"fields": {"auth_enabled": True, "admin_api_key_set": False}},
         )
     else:
-        logger.info("authentication on", extra={"fields": {"auth_enabled": True, "admin_api_key_set": True}})
+        # The normal case: `triage run` prints it already, so it is not worth a line on every start.
+        logger.debug("authentication on", extra={"fields": {"auth_enabled": True, "admin_api_key_set": True}})

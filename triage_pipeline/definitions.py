@@ -1,6 +1,8 @@
 """The one Dagster `Definitions` of the project (loaded by workspace.yaml)."""
 
-from dagster import Definitions, ScheduleDefinition, define_asset_job
+import warnings
+
+from dagster import BetaWarning, Definitions, ScheduleDefinition, define_asset_job
 
 from triage_pipeline.assets import last_batch_failure_rate, no_job_running_past_lease, triage_job_logs
 from triage_pipeline.automation import build_automation
@@ -34,5 +36,9 @@ def build_definitions(settings: Settings) -> Definitions:
         },
     )
 
+
+# Dagster's own sensor code passes its beta `owners` parameter (as None) when it binds resources, and
+# warns about it at every load of the code location: nothing a user can act on.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=BetaWarning)
 
 defs = build_definitions(load_settings())

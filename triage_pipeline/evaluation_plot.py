@@ -1,19 +1,22 @@
-"""Confusion-matrix plots (PNG, matplotlib) of an evaluation, for the Dagster asset and the CLI."""
+"""Confusion-matrix plots (PNG) of an evaluation, for the Dagster asset.
+
+matplotlib is imported when a plot is drawn, and through its object API (Figure + Agg canvas) rather
+than pyplot: no global figure state, no backend selection, nothing paid when the code location loads.
+"""
 
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on servers
-
-import matplotlib.pyplot as plt
 
 from triage_pipeline.domain.evaluation import FieldScore
 
 
 def plot_confusions(scores: dict[str, FieldScore], title: str, path: Path) -> Path:
     """One heat map per field (rows expected, columns predicted + invalid), side by side, saved as PNG."""
-    fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 6), squeeze=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7 * len(scores), 6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(scores), squeeze=False)
     for axis, (name, score) in zip(axes[0], scores.items(), strict=True):
         columns = [*score.labels, "invalid"]
         axis.imshow(score.confusion, cmap="Blues")
@@ -30,5 +33,4 @@ def plot_confusions(scores: dict[str, FieldScore], title: str, path: Path) -> Pa
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

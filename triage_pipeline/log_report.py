@@ -1,20 +1,27 @@
-"""The figures a person reads in the Dagster UI about a set of triage attempts (pandas)."""
+"""The figures a person reads in the Dagster UI about a set of triage attempts (pandas).
+
+pandas is imported when a report is built (at the end of a run), not when the code location loads.
+"""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import MetadataValue
 
 from triage_pipeline.domain.batch import TriageJobBatch
 from triage_pipeline.domain.statuses import AttemptOutcome
 from triage_pipeline.domain.triage_job_log import TriageJobLog
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PREVIEW_ROWS = 10
 
 
-def logs_frame(logs: Sequence[TriageJobLog]) -> pd.DataFrame:
+def logs_frame(logs: Sequence[TriageJobLog]) -> "pd.DataFrame":
     """One row per attempt with the columns the report uses."""
+    import pandas as pd
+
     return pd.DataFrame(
         [
             {

@@ -1,5 +1,6 @@
 """Dagster resources: the database and the LLM, configured from the same settings as the API."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -8,7 +9,13 @@ from pydantic import PrivateAttr
 
 from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
-from triage_pipeline.infrastructure.settings import load_settings
+from triage_pipeline.infrastructure.settings import Settings, load_settings
+
+# Sensor and schedule ticks run every few seconds in the long-lived code server: they share one
+# container per configuration (one connection pool) instead of building a container, an engine and
+# a first connection per tick. A run builds its own and closes it when it ends.
+_tick_containers: dict[tuple[str, str, str, float, float], Container] = {}
+_tick_containers_lock = threading.Lock()
 
 
 class DatabaseResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -33,17 +40,40 @@ class TriageServices(ConfigurableResource):  # type: ignore[type-arg]
     llm: LlmResource
     _container: Container | None = PrivateAttr(default=None)
 
-    @contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator["TriageServices"]:
-        """Build the container for the duration of the run (or tick) and release it afterwards."""
-        settings = load_settings()
+    def _build_container(self, settings: Settings) -> Container:
         client = OllamaClient(
             base_url=self.llm.base_url or settings.effective_llm_base_url(),
             model=self.llm.model or settings.llm_model,
             connect_timeout_s=self.llm.connect_timeout_s,
             read_timeout_s=self.llm.read_timeout_s,
         )
-        container = Container(settings, database_url=self.database.url or None, llm=client)
+        return Container(settings, database_url=self.database.url or None, llm=client)
+
+    def _tick_container(self) -> Container:
+        key = (
+            self.database.url,
+            self.llm.base_url,
+            self.llm.model,
+            self.llm.connect_timeout_s,
+            self.llm.read_timeout_s,
+        )
+        with _tick_containers_lock:
+            container = _tick_containers.get(key)
+            if container is None:
+                container = _tick_containers[key] = self._build_container(load_settings())
+            return container
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["TriageServices"]:
+        """The container for a run (closed when it ends), or the shared one of sensor and schedule ticks."""
+        if context.run is None:
+            self._container = self._tick_container()
+            try:
+                yield self
+            finally:
+                self._container = None
+            return
+        container = self._build_container(load_settings())
         self._container = container
         try:
             yield self

@@ -157,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings.log_level if args.command == "run" else "WARNING")
+        # `triage run` prints its own summary of the start; the INFO lines of its steps (migrations, the
+        # embedded server) would repeat it, so they show only with LOG_LEVEL=DEBUG.
+        configure_logging("DEBUG" if args.command == "run" and settings.log_level == "DEBUG" else "WARNING")
         return dispatch(settings, args)
     except (SettingsError, CommandError, EmbeddedPostgresError, DomainError, ValueError, DemoError) as exc:
         print(f"triage: error: {exc}", file=sys.stderr)

@@ -14,6 +14,14 @@ from types import FrameType
 
 import httpx
 
+from triage_pipeline.cli.dagster_processes import (
+    CodeServerError,
+    code_server_args,
+    daemon_args,
+    grpc_workspace,
+    wait_for_code_server,
+    webserver_args,
+)
 from triage_pipeline.infrastructure.admin_key import ADMIN_KEY_FILE, ensure_local_admin_key
 from triage_pipeline.infrastructure.database import embedded_server
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, port_is_free
@@ -61,6 +69,7 @@ class Supervisor:
         s = self.settings
         self._check_port(s.api_host, s.api_port, "API_PORT")
         self._check_port(s.api_host, s.dagster_port, "DAGSTER_PORT")
+        self._check_port("127.0.0.1", s.dagster_code_server_port, "DAGSTER_CODE_SERVER_PORT")
 
         database_url = s.configured_database_url()
         if database_url is None:
@@ -106,16 +115,21 @@ class Supervisor:
                 "--port",
                 str(s.api_port),
                 "--no-access-log",
+                # uvicorn's own start lines repeat what `triage run` prints; the API's JSON logs still show.
+                "--log-level",
+                "warning",
             ],
             env,
         )
-        workspace = str(PROJECT_ROOT / "workspace.yaml")
-        self._spawn(
-            "dagster-webserver",
-            [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", s.api_host, "-p", str(s.dagster_port)],
-            env,
-        )
-        self._spawn("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+        home = Path(env["DAGSTER_HOME"])
+        self._spawn("dagster-code-server", code_server_args(bin_dir, "127.0.0.1", s.dagster_code_server_port), env)
+        try:
+            wait_for_code_server("127.0.0.1", s.dagster_code_server_port, self.children[-1].process)
+        except CodeServerError as exc:
+            raise StartupError(str(exc)) from None
+        workspace = grpc_workspace(home, "127.0.0.1", s.dagster_code_server_port)
+        self._spawn("dagster-webserver", webserver_args(bin_dir, workspace, s.api_host, s.dagster_port), env)
+        self._spawn("dagster-daemon", daemon_args(bin_dir, workspace), env)
         print(f"API           http://{s.api_host}:{s.api_port}  (docs at /docs)")
         if s.auth_enabled:
             source = "ADMIN_API_KEY" if s.admin_api_key else f"the file {ADMIN_KEY_FILE.name}"

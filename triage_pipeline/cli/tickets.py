@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pandas as pd
-
 from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
 from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, ListTicketsQuery
 from triage_pipeline.cli.output import print_table
@@ -106,6 +104,8 @@ def cmd_export(container: Container, args: argparse.Namespace) -> int:
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "csv":
+            import pandas as pd  # only for CSV export: every other `triage` command starts without it
+
             pd.DataFrame(rows).to_csv(out, index=False)
         else:
             for row in rows:

@@ -1,10 +1,16 @@
-"""Reading ticket files: JSONL or CSV (pandas), labelled or not; the shipped sample set."""
+"""Reading ticket files: JSONL or CSV (pandas), labelled or not; the shipped sample set.
+
+pandas is imported when a file is read, not with this module: the Dagster code location imports this
+module and every process that loads it (code server, run worker, CLI) would pay for pandas otherwise.
+"""
 
 import hashlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from triage_pipeline.domain.evaluation import EVALUATED_FIELDS, LabelledTicket
 
@@ -16,8 +22,10 @@ def sample_path() -> Path:
     return Path(str(resources.files("triage_pipeline") / "data" / SAMPLE_NAME))
 
 
-def read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path) -> "pd.DataFrame":
     """A JSONL (.jsonl/.ndjson) or CSV file as a frame of strings; ValueError when unreadable."""
+    import pandas as pd
+
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
     suffix = path.suffix.lower()

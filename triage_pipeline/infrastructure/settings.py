@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     dagster_port: int = Field(default=3000, ge=1, le=65535)
+    # The code server the webserver and the daemon share (loopback only).
+    dagster_code_server_port: int = Field(default=4266, ge=1, le=65535)
     dagster_db_name: str = "dagster"
 
     embedded_pg_dir: Path = PROJECT_ROOT / ".pgdata"
