@@ -50,6 +50,16 @@ class Row:
     note: str = ""
 
 
+class BenchmarkFailure(RuntimeError):
+    """A benchmark got answers it did not expect (errors, missing rows): its figures would mean nothing."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Stop the benchmark run, naming what went wrong, unless `condition` holds."""
+    if not condition:
+        raise BenchmarkFailure(message)
+
+
 def fmt_ratio(value: float) -> str:
     """A ratio as a percentage."""
     return f"{value:.0%}"
@@ -409,8 +419,8 @@ class Sampler:
             return "run worker"
         if "tail -F" in cmd or "watch_orphans" in cmd or "resource_tracker" in cmd:
             return "run worker helpers"
-        if "api grpc" in cmd or "code-server" in cmd or "code_server" in cmd:
-            return f"code server ({root_role})"
+        if root_role != "code server" and ("api grpc" in cmd or "code-server" in cmd or "code_server" in cmd):
+            return f"code server ({root_role})"  # one a webserver or daemon spawned itself: none should
         return root_role
 
     def sample_once(self) -> None:
@@ -496,6 +506,7 @@ __all__ = [
     "ADMIN_TOKEN",
     "BIN",
     "ROOT",
+    "BenchmarkFailure",
     "FakeLlm",
     "NeighbourMeter",
     "Postgres",
@@ -513,6 +524,7 @@ __all__ = [
     "print_table",
     "proc_table",
     "psycopg_dsn",
+    "require",
     "say",
     "spawn",
     "stop",

@@ -35,6 +35,7 @@ from _support import (
     fmt_ratio,
     free_port,
     psycopg_dsn,
+    require,
     run_standalone,
     say,
     spawn,
@@ -68,6 +69,14 @@ def _count(dsn: str) -> tuple[int, int]:
         tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()
         jobs = conn.execute("SELECT count(*) FROM triage_jobs").fetchone()
     return (tickets[0] if tickets else 0), (jobs[0] if jobs else 0)
+
+
+def _count_prefix(dsn: str, prefix: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM tickets WHERE external_id LIKE %s", (f"{prefix}-%",)).fetchone()
+    return row[0] if row else 0
 
 
 def raw_copy(dsn: str, bodies: int) -> float:
@@ -132,6 +141,7 @@ def single_load(url: str, seconds: float, prefix: str) -> dict[str, Any]:
         line = next(x for x in out.stdout.splitlines() if x.startswith("WRK_JSON "))
         data = json.loads(line.split(" ", 1)[1])
         errors = data["non_2xx"] + data["connect"] + data["read"] + data["write"] + data["timeout"]
+        require(errors == 0, f"POST /tickets: {errors} of {data['requests']} requests failed under wrk: {data}")
         return {
             "rps": data["requests"] / (data["duration_us"] / 1e6),
             "p50": data["p50_us"] / 1000,
@@ -140,8 +150,16 @@ def single_load(url: str, seconds: float, prefix: str) -> dict[str, Any]:
             "errors": errors,
             "client": "wrk -t2 -c32",
         }
+    # Each load gets its own external_id prefix: the warm-up and the measured run post to the same
+    # table, and a repeated (owner, external_id) is answered 409 (that was the 355 non-2xx of an earlier run).
     result = _loadgen(
-        "single", "--url", url, "--token", ADMIN_TOKEN, "--concurrency", str(CONCURRENCY), "--duration", str(seconds)
+        "single",
+        *("--url", url, "--token", ADMIN_TOKEN, "--prefix", prefix),
+        *("--concurrency", str(CONCURRENCY), "--duration", str(seconds)),
+    )
+    require(
+        result["non_2xx"] == 0,
+        f"POST /tickets: {result['non_2xx']} of {result['requests']} answers were not 2xx: {result['statuses']}",
     )
     return {
         "rps": result["requests"] / result["seconds"],
@@ -188,6 +206,11 @@ def bulk_rows(pg: Postgres, url_db: str, workdir: Path, quick: bool) -> list[Row
     api_rate = result["created"] / result["seconds"]
     ratio = api_rate / raw_rate
     complete = result["created"] == tickets == jobs == bodies * BULK_ITEMS and result["non_2xx"] == 0
+    require(
+        complete,
+        f"POST /tickets/batch: {result['non_2xx']} non-2xx bodies, {result['created']:,} CREATED answers, "
+        f"{tickets:,} tickets and {jobs:,} jobs in the table; expected {bodies * BULK_ITEMS:,} of each",
+    )
     return [
         Row(
             "3",
@@ -218,7 +241,15 @@ def single_rows(url_db: str, workdir: Path, quick: bool) -> list[Row]:
         try:
             single_load(f"{base}/tickets", 2, f"warm-{name}")
             say(f"benchmark 4: POST /tickets on the {name} endpoint, {CONCURRENCY} connections, {seconds:.0f} s")
-            measured[name] = single_load(f"{base}/tickets", seconds, f"{name}-{uuid4().hex[:6]}")
+            prefix = f"{name}-{uuid4().hex[:6]}"
+            measured[name] = single_load(f"{base}/tickets", seconds, prefix)
+            stored = _count_prefix(dsn, prefix)
+            # Requests still in flight when the client stops may be stored without being counted.
+            answered = measured[name]["requests"]
+            require(
+                answered <= stored <= answered + CONCURRENCY,
+                f"POST /tickets on the {name} endpoint: {answered:,} answered 2xx but {stored:,} tickets were stored",
+            )
         finally:
             stop(process)
     api, bare = measured["api"], measured["bare"]

@@ -5,7 +5,8 @@
 
 `single`: closed loop, one keep-alive connection per thread, one new ticket per request (a unique
 external_id). `bulk`: POST each pre-encoded body of the file (a JSON list of arrays) once. Both print
-one JSON line: requests, non-2xx answers, seconds, and latency percentiles in milliseconds.
+one JSON line: requests, non-2xx answers, answers by status code, seconds, and latency percentiles in
+milliseconds.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import http.client
 import json
 import threading
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +39,7 @@ def single(url: str, token: str, concurrency: int, duration: float, prefix: str)
     """`concurrency` threads POST one ticket after another for `duration` seconds."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    failures = [0] * concurrency
+    statuses: list[Counter[int]] = [Counter() for _ in range(concurrency)]
     start = threading.Barrier(concurrency + 1)
     deadline = [0.0]
 
@@ -59,8 +61,7 @@ def single(url: str, token: str, concurrency: int, duration: float, prefix: str)
             response = conn.getresponse()
             response.read()
             latencies[n].append(time.perf_counter() - began)
-            if not 200 <= response.status < 300:
-                failures[n] += 1
+            statuses[n][response.status] += 1
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
@@ -73,7 +74,15 @@ def single(url: str, token: str, concurrency: int, duration: float, prefix: str)
         thread.join()
     elapsed = time.perf_counter() - began
     every = [x for per in latencies for x in per]
-    return {"requests": len(every), "non_2xx": sum(failures), "seconds": elapsed, **_percentiles(every)}
+    by_status: Counter[int] = sum(statuses, Counter())
+    non_2xx = sum(count for status, count in by_status.items() if not 200 <= status < 300)
+    return {
+        "requests": len(every),
+        "non_2xx": non_2xx,
+        "statuses": {str(status): count for status, count in sorted(by_status.items())},
+        "seconds": elapsed,
+        **_percentiles(every),
+    }
 
 
 def bulk(url: str, token: str, bodies_file: str, concurrency: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 import warnings
 
-from dagster import BetaWarning, Definitions, ScheduleDefinition, define_asset_job
+from dagster import BetaWarning, Definitions, ScheduleDefinition, colored_console_logger, define_asset_job
 
 from triage_pipeline.assets import last_batch_failure_rate, no_job_running_past_lease, triage_job_logs
 from triage_pipeline.automation import build_automation
@@ -26,6 +26,10 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[triage_job, health_checks_job, evaluation_job],
         schedules=[*schedules, health_schedule],
         sensors=sensors,
+        # A run's console output reaches the terminal of `triage run`: only its warnings and errors do.
+        # Every event, INFO and DEBUG included, is still in the run's event log in the UI. (The few
+        # events a run worker logs before the job's loggers exist are filtered by `triage run`.)
+        loggers={"console": colored_console_logger.configured({"log_level": "WARNING", "name": "dagster"})},
         resources={
             "services": TriageServices(
                 database=DatabaseResource(),

@@ -49,3 +49,16 @@ def test_docker_compose_config_validates_when_docker_compose_exists() -> None:
         pytest.skip("the docker compose client is not installed here")
     result = subprocess.run([docker, "compose", "config"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_webserver_and_daemon_share_one_code_server() -> None:
+    services = compose()["services"]
+    workspace = yaml.safe_load((ROOT / "docker" / "workspace.yaml").read_text())
+    server = workspace["load_from"][0]["grpc_server"]
+    command = services["dagster-code-server"]["command"]
+    assert server["host"] == "dagster-code-server"
+    assert command[command.index("-p") + 1] == str(server["port"])
+    assert command[command.index("-m") + 1] == "triage_pipeline.definitions"
+    for name in ("dagster-webserver", "dagster-daemon"):
+        assert "docker/workspace.yaml" in services[name]["command"]
+        assert services[name]["depends_on"]["dagster-code-server"]["condition"] == "service_healthy"

@@ -8,13 +8,38 @@ by the benchmarks, so both measure the same stack.
 """
 
 import json
+import re
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 CODE_LOCATION = "triage_pipeline"
 DEFINITIONS_MODULE = "triage_pipeline.definitions"
 CODE_SERVER_START_TIMEOUT_S = 120.0
+
+
+# A line of Dagster's console logger at DEBUG ("2026-11-29 21:51:27 +0000 - dagster - DEBUG - ..."),
+# possibly coloured. Run workers print their run's lifecycle events this way (at DEBUG, before the
+# job's own loggers exist, so the job's logger level cannot hold them back); the UI has them all.
+DAGSTER_DEBUG_LINE = re.compile(r"^\S+ \S+ [+-]\d{4} - dagster - DEBUG - ")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def forward_output(stream: IO[bytes], out: IO[str]) -> threading.Thread:
+    """Copy a child's output to `out` in a thread, without Dagster's DEBUG event lines."""
+
+    def pump() -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            if not DAGSTER_DEBUG_LINE.match(ANSI.sub("", line)):
+                out.write(line)
+                out.flush()
+
+    thread = threading.Thread(target=pump, name="code-server-output", daemon=True)
+    thread.start()
+    return thread
 
 
 class CodeServerError(RuntimeError):

@@ -18,6 +18,7 @@ from triage_pipeline.cli.dagster_processes import (
     CodeServerError,
     code_server_args,
     daemon_args,
+    forward_output,
     grpc_workspace,
     wait_for_code_server,
     webserver_args,
@@ -58,10 +59,21 @@ class Supervisor:
         if not port_is_free(host, port):
             raise StartupError(f"port {port} on {host} is already in use: set {setting} to a free port")
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], *, filtered: bool = False) -> None:
         # A new session: the child gets default signal handling (Dagster ignores SIGTERM when SIGINT is
-        # ignored) and its own process group, so stopping it also stops its helpers.
-        process = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        # ignored) and its own process group, so stopping it also stops its helpers. A `filtered` child's
+        # output goes through `forward_output` (the code server: its run workers print Dagster's DEBUG events).
+        pipe = subprocess.PIPE if filtered else None
+        process = subprocess.Popen(
+            args,
+            env=env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            stdout=pipe,
+            stderr=subprocess.STDOUT if pipe else None,
+        )
+        if process.stdout is not None:
+            forward_output(process.stdout, sys.stdout)
         self.children.append(Child(name, process))
 
     def start(self) -> None:
@@ -122,7 +134,12 @@ class Supervisor:
             env,
         )
         home = Path(env["DAGSTER_HOME"])
-        self._spawn("dagster-code-server", code_server_args(bin_dir, "127.0.0.1", s.dagster_code_server_port), env)
+        self._spawn(
+            "dagster-code-server",
+            code_server_args(bin_dir, "127.0.0.1", s.dagster_code_server_port),
+            env,
+            filtered=True,
+        )
         try:
             wait_for_code_server("127.0.0.1", s.dagster_code_server_port, self.children[-1].process)
         except CodeServerError as exc:
@@ -140,8 +157,9 @@ class Supervisor:
         print("Press Ctrl-C to stop everything.")
 
     def _dagster_home(self) -> Path:
-        home = PROJECT_ROOT / ".dagster_home"
-        home.mkdir(exist_ok=True)
+        # DAGSTER_HOME, when set, keeps a second stack (a test, a benchmark) off the project's own.
+        home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+        home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         return home
 
