@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     triage_schedule_cron: str = "*/10 * * * *"
     backlog_min_jobs: int = Field(default=100, ge=1)
     backlog_max_age_s: int = Field(default=300, ge=1)
-    queued_sensor_interval_s: int = Field(default=5, ge=1)
+    # Dagster's sensor daemon looks at sensors every 5 s at most: an interval of 5 s itself made every
+    # other look too early by a few milliseconds, so a queued batch waited up to 10 s for its run.
+    queued_sensor_interval_s: int = Field(default=1, ge=1)
     job_lease_s: int = Field(default=600, ge=10)
     failure_rate_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
 
