@@ -71,7 +71,7 @@ offline-llm: $(STAMP)
 	@scripts/build-llama-wheel.sh
 
 offline-llm-serve: offline-llm
-	$(VPY) -m triage_pipeline.infrastructure.llm.offline_server $(OFFLINE_LLM_ARGS)
+	$(VPY) -m offline_llm $(OFFLINE_LLM_ARGS)
 
 bench-offline-llm: offline-llm
 	$(VPY) bench/compare_offline_models.py $(BENCH_ARGS)

@@ -1,19 +1,20 @@
-"""`Annotated` dependencies: the container from app.state, and each use case a router needs."""
+"""What routers ask FastAPI for: the container, a use case by its class, and the database probe.
+
+Routers declare a use case as `use_case: Annotated[CreateTicket, provide(CreateTicket)]`; the container
+(`triage_pipeline.bootstrap`) wires it, for the API as for the Dagster resources and the CLI, so a new
+use case needs no code here. These dependencies do no I/O, so they are `async def`: FastAPI then calls
+them on the event loop instead of sending each to a worker thread, which cost a thread hop per request.
+"""
 
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 
-from triage_pipeline.application.api_keys import IssueApiKey, RegisterOwner, RevokeApiKey
-from triage_pipeline.application.batches import CreateBatch, GetBatchProgress
-from triage_pipeline.application.intake import CreateTicket, CreateTickets
-from triage_pipeline.application.owners import CreateOwner, GetOwner
-from triage_pipeline.application.ticket_queries import GetTicket, GetTicketLogs, ListTickets
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     """The container the application was started with."""
     return cast(Container, request.app.state.container)
 
@@ -21,83 +22,32 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_database_probe(container: ContainerDep) -> Callable[[], None]:
-    """A check that the database answers (raises when it does not)."""
+class _UseCase:
+    """A FastAPI dependency that resolves one use-case class through the container."""
+
+    def __init__(self, use_case: type[Any]) -> None:
+        self._use_case = use_case
+
+    async def __call__(self, container: ContainerDep) -> Any:
+        return container.use(self._use_case)
+
+
+_DEPENDENCIES: dict[type[Any], _UseCase] = {}
+
+
+def use_case_dependency(use_case: type[Any]) -> _UseCase:
+    """The one dependency callable of this use case (the key for `app.dependency_overrides` in tests)."""
+    return _DEPENDENCIES.setdefault(use_case, _UseCase(use_case))
+
+
+def provide(use_case: type[Any]) -> Any:
+    """`Depends` on this use case, for `Annotated[UseCaseClass, provide(UseCaseClass)]`."""
+    return Depends(use_case_dependency(use_case))
+
+
+async def get_database_probe(container: ContainerDep) -> Callable[[], None]:
+    """A check that the database answers (raises when it does not); the caller runs it off the loop."""
     return container.ping_database
 
 
-def get_create_ticket(container: ContainerDep) -> CreateTicket:
-    """Use case CreateTicket."""
-    return container.create_ticket
-
-
-def get_create_tickets(container: ContainerDep) -> CreateTickets:
-    """Use case CreateTickets."""
-    return container.create_tickets
-
-
-def get_get_ticket(container: ContainerDep) -> GetTicket:
-    """Use case GetTicket."""
-    return container.get_ticket
-
-
-def get_list_tickets(container: ContainerDep) -> ListTickets:
-    """Use case ListTickets."""
-    return container.list_tickets
-
-
-def get_ticket_logs(container: ContainerDep) -> GetTicketLogs:
-    """Use case GetTicketLogs."""
-    return container.ticket_logs
-
-
-def get_create_owner(container: ContainerDep) -> CreateOwner:
-    """Use case CreateOwner."""
-    return container.create_owner
-
-
-def get_get_owner(container: ContainerDep) -> GetOwner:
-    """Use case GetOwner."""
-    return container.get_owner
-
-
-def get_create_batch(container: ContainerDep) -> CreateBatch:
-    """Use case CreateBatch."""
-    return container.create_batch
-
-
-def get_batch_progress(container: ContainerDep) -> GetBatchProgress:
-    """Use case GetBatchProgress."""
-    return container.batch_progress
-
-
 DatabaseProbeDep = Annotated[Callable[[], None], Depends(get_database_probe)]
-CreateTicketDep = Annotated[CreateTicket, Depends(get_create_ticket)]
-CreateTicketsDep = Annotated[CreateTickets, Depends(get_create_tickets)]
-GetTicketDep = Annotated[GetTicket, Depends(get_get_ticket)]
-ListTicketsDep = Annotated[ListTickets, Depends(get_list_tickets)]
-TicketLogsDep = Annotated[GetTicketLogs, Depends(get_ticket_logs)]
-CreateOwnerDep = Annotated[CreateOwner, Depends(get_create_owner)]
-GetOwnerDep = Annotated[GetOwner, Depends(get_get_owner)]
-CreateBatchDep = Annotated[CreateBatch, Depends(get_create_batch)]
-BatchProgressDep = Annotated[GetBatchProgress, Depends(get_batch_progress)]
-
-
-def get_register_owner(container: ContainerDep) -> RegisterOwner:
-    """Use case RegisterOwner (owner + first key)."""
-    return container.register_owner
-
-
-def get_issue_api_key(container: ContainerDep) -> IssueApiKey:
-    """Use case IssueApiKey."""
-    return container.issue_api_key
-
-
-def get_revoke_api_key(container: ContainerDep) -> RevokeApiKey:
-    """Use case RevokeApiKey."""
-    return container.revoke_api_key
-
-
-RegisterOwnerDep = Annotated[RegisterOwner, Depends(get_register_owner)]
-IssueApiKeyDep = Annotated[IssueApiKey, Depends(get_issue_api_key)]
-RevokeApiKeyDep = Annotated[RevokeApiKey, Depends(get_revoke_api_key)]

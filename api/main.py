@@ -8,13 +8,13 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware, RequestContextMiddleware
+from api.middleware import MAX_BODY_BYTES, RequestMiddleware
 from api.openapi import DESCRIPTION, ProblemDocumentingFastAPI
 from api.problems import problem_responses
 from api.routers import api_keys, batches, health, owners, prompts, quality, tickets
-from api.security import PROTECTED, PROTECTED_RESPONSES, SecurityHeadersMiddleware
+from api.security import PROTECTED, PROTECTED_RESPONSES, SECURITY_HEADERS
 from api.startup import StartupCheckMiddleware, log_auth_mode
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.logging import configure_logging
 from triage_pipeline.infrastructure.settings import get_settings
 
@@ -57,9 +57,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     if container is not None:
         app.state.container = container
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(RequestContextMiddleware)  # outermost: every response, 413s and 500s included, gets an id
-    app.add_middleware(SecurityHeadersMiddleware)  # ...and nosniff / no-store headers
+    # Request id, body size limit, security headers, last-resort 500s and the access log, in one layer.
+    app.add_middleware(RequestMiddleware, max_body_bytes=MAX_BODY_BYTES, response_headers=SECURITY_HEADERS)
     if container is None:  # outermost: a bad configuration fails the start in one line, before the lifespan
         app.add_middleware(StartupCheckMiddleware, check=get_settings)
     # Every router but the health probes needs an API key; routes are admin-only unless marked `@owner_access`.

@@ -12,13 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import ContainerDep
 from api.problems import problem_responses
-from triage_pipeline.application.api_keys import AuthenticateCommand
-from triage_pipeline.domain.api_key import ADMIN, Principal
+from triage_pipeline.application.api_keys import Authenticate, AuthenticateCommand
+from triage_pipeline.domain.api_key import ADMIN, Principal, split_token
 from triage_pipeline.domain.exceptions import Forbidden, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -41,23 +40,35 @@ def owner_access[E: Callable[..., Any]](endpoint: E) -> E:
     return endpoint
 
 
-def get_principal(
+async def get_principal(
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Principal:
-    """The caller; 401 without a valid key. With AUTH_ENABLED=false every caller is an admin."""
+    """The caller; 401 without a valid key. With AUTH_ENABLED=false every caller is an admin.
+
+    `async`, so FastAPI runs it on the event loop: only a token shaped like an issued key (`tt_<lookup>_<secret>`)
+    needs the database, and only that one is looked up on a worker thread. Any other token is the admin token
+    or nothing, which `Authenticate` decides with a constant-time comparison, without I/O.
+    """
     if not container.settings.auth_enabled:
         return ADMIN
     if credentials is None:
         raise Unauthenticated()
-    return container.authenticate.execute(AuthenticateCommand(credentials.credentials))
+    authenticate = container.use(Authenticate)
+    command = AuthenticateCommand(credentials.credentials)
+    if split_token(command.token) is None:
+        return authenticate.execute(command)
+    return await run_in_threadpool(authenticate.execute, command)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def authorize(request: Request, principal: PrincipalDep) -> None:
-    """Admins pass; owner keys pass only on endpoints marked `@owner_access` (403 elsewhere)."""
+async def authorize(request: Request, principal: PrincipalDep) -> None:
+    """Admins pass; owner keys pass only on endpoints marked `@owner_access` (403 elsewhere).
+
+    `async` (it does no I/O) so that FastAPI does not send it to a worker thread.
+    """
     if principal.is_admin:
         return
     endpoint = getattr(request.scope.get("route"), "endpoint", None)
@@ -69,25 +80,10 @@ PROTECTED = [Depends(authorize)]
 PROTECTED_RESPONSES = problem_responses(401, 403)
 
 
-class SecurityHeadersMiddleware:
-    """Every response: `X-Content-Type-Options: nosniff` (JSON is never sniffed as HTML, so a reflected
-    string cannot run as script) and `Cache-Control: no-store` (responses are per caller, and some hold keys).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Add the headers to the response start."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Cache-Control", "no-store")
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+SECURITY_HEADERS = (
+    # JSON is never sniffed as HTML, so a reflected string cannot run as script.
+    ("X-Content-Type-Options", "nosniff"),
+    # Responses are per caller, and some hold keys: no cache keeps them.
+    ("Cache-Control", "no-store"),
+)
+"""Headers of every response (unless the response sets them), added by `api.middleware.RequestMiddleware`."""

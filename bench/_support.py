@@ -473,15 +473,8 @@ class Sampler:
         return self.usage
 
 
-def median(values: list[float]) -> float:
-    """The median."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank)."""
+    """The q-th percentile (nearest rank): the one definition every benchmark reports."""
     ordered = sorted(values)
     if not ordered:
         return float("nan")
@@ -518,7 +511,6 @@ __all__ = [
     "fmt_ratio",
     "free_port",
     "machine",
-    "median",
     "percentile",
     "postgres",
     "print_table",

@@ -14,11 +14,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _support import Postgres, Row, fmt_ratio, median, psycopg_dsn, run_standalone, say
+from _support import Postgres, Row, fmt_ratio, psycopg_dsn, run_standalone, say
 
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 
@@ -85,7 +86,7 @@ def plan(url: str) -> str:
 
     from triage_pipeline.infrastructure.db.engine import make_engine
     from triage_pipeline.infrastructure.db.models import TriageJobRow
-    from triage_pipeline.infrastructure.db.repositories import ELIGIBLE
+    from triage_pipeline.infrastructure.db.triage_job_repository import ELIGIBLE
 
     query = (
         select(TriageJobRow.id)

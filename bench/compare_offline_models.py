@@ -1,10 +1,9 @@
 """Compare the offline demo models on the labelled tickets through the offline server's /api/chat.
 
-For each model it starts `python -m triage_pipeline.infrastructure.llm.offline_server --model M` on a
-free port (or uses --base-url), sends every ticket with the default prompt (version 1, rendered as
-`Prompt.render` does, its JSON schema as `format` and its options), validates each answer with
-`answer_model`, and prints accuracy per field (an invalid answer counts as wrong), the share of
-invalid outputs and the latency p50/p95 measured by the client.
+For each model it starts `python -m offline_llm --model M` on a free port (or uses --base-url), sends
+every ticket with the default prompt (version 1, rendered as `Prompt.render` does, its JSON schema as
+`format` and its options), validates each answer with `answer_model`, and prints accuracy per field (an
+invalid answer counts as wrong), the share of invalid outputs and the latency p50/p95 measured by the client.
 
     .venv/bin/python bench/compare_offline_models.py                 # all 160 tickets, both models
     .venv/bin/python bench/compare_offline_models.py --limit 40      # the first 40 tickets
@@ -87,7 +86,7 @@ def start_server(model: str, port: int, log_path: Path, extra: list[str]) -> sub
     command = [
         sys.executable,
         "-m",
-        "triage_pipeline.infrastructure.llm.offline_server",
+        "offline_llm",
         "--model",
         model,
         "--port",

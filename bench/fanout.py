@@ -72,8 +72,8 @@ def main() -> None:
         shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
         os.environ["DAGSTER_HOME"] = str(home)
 
-        from triage_pipeline.jobs import triage_job
-        from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
+        from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+        from triage_pipeline.defs.triage.job import triage_job
 
         engine = make_engine(app_url)
         uow = SqlUnitOfWorkFactory(engine)

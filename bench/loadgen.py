@@ -1,4 +1,4 @@
-"""A load generator in its own process (stdlib only), so the client never shares the server's GIL.
+"""A load generator in its own process, so the client never shares the server's GIL.
 
     python bench/loadgen.py single --url http://127.0.0.1:8000/tickets --token T --concurrency 32 --duration 10
     python bench/loadgen.py bulk --url http://127.0.0.1:8000/tickets/batch --token T --bodies bodies.json
@@ -18,6 +18,8 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
+from _support import percentile
+
 
 def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(url)
@@ -28,11 +30,12 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     if not ordered:
         return {}
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))] * 1000
-
-    return {"p50_ms": at(50), "p90_ms": at(90), "p99_ms": at(99), "max_ms": ordered[-1] * 1000}
+    return {
+        "p50_ms": percentile(ordered, 50) * 1000,
+        "p90_ms": percentile(ordered, 90) * 1000,
+        "p99_ms": percentile(ordered, 99) * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
 
 
 def single(url: str, token: str, concurrency: int, duration: float, prefix: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ attempts, and latency p50/p95/p99 per endpoint. Exits 1 when anything was lost, 
 
 import argparse
 import json
-import math
 import random
 import secrets
 import sys
@@ -33,16 +32,18 @@ from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
+from _support import percentile  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from tests.support.fake_ollama import Behaviour, FakeOllama  # noqa: E402
 from tests.support.live_server import live_api  # noqa: E402
-from triage_pipeline.application.batches import FinishBatchCommand  # noqa: E402
-from triage_pipeline.application.recovery import RecoverCommand  # noqa: E402
-from triage_pipeline.application.triage import TriageJobsCommand  # noqa: E402
-from triage_pipeline.infrastructure.container import Container  # noqa: E402
+from triage_pipeline.application.batches import FinishBatch, FinishBatchCommand, ListBatchItems  # noqa: E402
+from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork  # noqa: E402
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand  # noqa: E402
+from triage_pipeline.bootstrap import Container  # noqa: E402
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port  # noqa: E402
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient  # noqa: E402
 from triage_pipeline.infrastructure.logging import configure_logging  # noqa: E402
@@ -155,9 +156,9 @@ def note(stats: Stats, owner_id: str, external_id: str, response: httpx.Response
 
 def run_queued(container: Container, batch_id: str, concurrency: int) -> None:
     """What the queued-batches sensor and the triage job do with a batch."""
-    job_ids = [item.job_id for item in container.batch_job_ids.execute(UUID(batch_id))]
-    container.triage_jobs.execute(TriageJobsCommand(job_ids, UUID(batch_id), concurrency=concurrency))
-    container.finish_batch.execute(FinishBatchCommand(UUID(batch_id)))
+    job_ids = [item.job_id for item in container.use(ListBatchItems).execute(UUID(batch_id))]
+    container.use(TriageJobs).execute(TriageJobsCommand(job_ids, UUID(batch_id), concurrency=concurrency))
+    container.use(FinishBatch).execute(FinishBatchCommand(UUID(batch_id)))
 
 
 def batcher(
@@ -184,7 +185,7 @@ def batcher(
                 with stats.lock:
                     stats.batches += 1
             if rounds % 10 == 0:
-                report = container.recover.execute(RecoverCommand(lease=timedelta(seconds=args.lease)))
+                report = container.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(seconds=args.lease)))
                 with stats.lock:
                     stats.recovered_jobs += report.jobs_recovered
             stop.wait(args.batch_interval)
@@ -201,13 +202,6 @@ def drain(container: Container, base_url: str, admin_key: str, stats: Stats, arg
             run_queued(container, response.json()["batch"]["id"], args.concurrency)
             with stats.lock:
                 stats.batches += 1
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def reconcile(container: Container, stats: Stats) -> dict[str, Any]:

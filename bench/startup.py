@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _support import ROOT, Postgres, Row, median, require, run_standalone, say
+from _support import ROOT, Postgres, Row, require, run_standalone, say
 
 IMPORT_TARGET_S = 3.0
 HEAVY = ("pandas", "matplotlib", "numpy")

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 from uuid import UUID
 
@@ -53,7 +54,6 @@ from _support import (
     fmt_ratio,
     free_port,
     machine,
-    median,
     postgres,
     print_table,
     require,

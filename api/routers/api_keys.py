@@ -1,13 +1,14 @@
 """API keys (admin only): issue one, revoke one."""
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from api.dependencies import IssueApiKeyDep, RevokeApiKeyDep
+from api.dependencies import provide
 from api.problems import ApiProblem, field_error, problem_responses
 from api.schemas.api_key import ApiKeyCreate, ApiKeyOut, IssuedApiKeyOut
-from triage_pipeline.application.api_keys import RevokeApiKeyCommand
+from triage_pipeline.application.api_keys import IssueApiKey, RevokeApiKey, RevokeApiKeyCommand
 from triage_pipeline.domain.exceptions import NotFound
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
@@ -23,7 +24,9 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"])
     ),
     responses=problem_responses(400, 413, 422, 503),
 )
-def issue_api_key(body: ApiKeyCreate, use_case: IssueApiKeyDep, response: Response) -> IssuedApiKeyOut:
+def issue_api_key(
+    body: ApiKeyCreate, use_case: Annotated[IssueApiKey, provide(IssueApiKey)], response: Response
+) -> IssuedApiKeyOut:
     """Issue a key; 422 `unknown_owner` for an owner that does not exist."""
     try:
         issued = use_case.execute(body.to_command())
@@ -44,6 +47,6 @@ def issue_api_key(body: ApiKeyCreate, use_case: IssueApiKeyDep, response: Respon
     description="The key stops authenticating at once; revoking a revoked key answers 409.",
     responses=problem_responses(404, 409, 422, 503),
 )
-def revoke_api_key(key_id: UUID, use_case: RevokeApiKeyDep) -> ApiKeyOut:
+def revoke_api_key(key_id: UUID, use_case: Annotated[RevokeApiKey, provide(RevokeApiKey)]) -> ApiKeyOut:
     """The revoked key."""
-    return ApiKeyOut.from_domain(use_case.execute(RevokeApiKeyCommand(key_id)))
+    return ApiKeyOut.model_validate(use_case.execute(RevokeApiKeyCommand(key_id)))

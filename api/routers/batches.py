@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Response, status
 
-from api.dependencies import BatchProgressDep, CreateBatchDep
+from api.dependencies import provide
 from api.problems import problem_responses
 from api.schemas.triage_batch import (
     BatchCreated,
@@ -15,7 +15,7 @@ from api.schemas.triage_batch import (
     QueuedBatch,
     TriageBatchCreate,
 )
-from triage_pipeline.application.batches import BatchStatusQuery
+from triage_pipeline.application.batches import BatchStatusQuery, CreateBatch, GetBatchProgress
 
 router = APIRouter(prefix="/triage-jobs", tags=["triage batches"])
 
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/triage-jobs", tags=["triage batches"])
     responses=problem_responses(400, 413, 422, 503),
 )
 def create_batch(
-    use_case: CreateBatchDep,
+    use_case: Annotated[CreateBatch, provide(CreateBatch)],
     response: Response,
     body: Annotated[TriageBatchCreate | None, Body()] = None,
 ) -> BatchCreated:
@@ -40,10 +40,10 @@ def create_batch(
     if created is None:
         return EmptyBatch()
     response.headers["Location"] = f"/triage-jobs/batches/{created.batch.id}"
-    return QueuedBatch(batch=BatchRef(id=created.batch.id, total_items=created.batch.total_items))
+    return QueuedBatch(batch=BatchRef.model_validate(created.batch))
 
 
 @router.get("/batches/{batch_id}", summary="A batch's progress", responses=problem_responses(404, 422, 503))
-def get_batch(batch_id: UUID, use_case: BatchProgressDep) -> BatchProgressOut:
+def get_batch(batch_id: UUID, use_case: Annotated[GetBatchProgress, provide(GetBatchProgress)]) -> BatchProgressOut:
     """Status, total items, item counts by status, and when it started and finished."""
     return BatchProgressOut.from_domain(use_case.execute(BatchStatusQuery(batch_id)))

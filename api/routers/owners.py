@@ -1,16 +1,17 @@
 """Owners (tenants): create one with its first API key (admin), read one (admin, or the owner's own key)."""
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from api.dependencies import GetOwnerDep, RegisterOwnerDep
+from api.dependencies import provide
 from api.problems import problem_responses
 from api.schemas.api_key import OwnerCreated
 from api.schemas.owner import OwnerCreate, OwnerOut
 from api.security import PrincipalDep, owner_access
-from triage_pipeline.application.api_keys import RegisterOwnerCommand
-from triage_pipeline.application.owners import GetOwnerQuery
+from triage_pipeline.application.api_keys import RegisterOwner, RegisterOwnerCommand
+from triage_pipeline.application.owners import GetOwner, GetOwnerQuery
 from triage_pipeline.domain.exceptions import NotFound
 
 router = APIRouter(prefix="/owners", tags=["owners"])
@@ -26,7 +27,9 @@ router = APIRouter(prefix="/owners", tags=["owners"])
     ),
     responses=problem_responses(400, 413, 422, 503),
 )
-def create_owner(body: OwnerCreate, use_case: RegisterOwnerDep, response: Response) -> OwnerCreated:
+def create_owner(
+    body: OwnerCreate, use_case: Annotated[RegisterOwner, provide(RegisterOwner)], response: Response
+) -> OwnerCreated:
     """Create an owner with its key."""
     registered = use_case.execute(RegisterOwnerCommand(name=body.name))
     response.headers["Location"] = f"/owners/{registered.owner.id}"
@@ -35,8 +38,8 @@ def create_owner(body: OwnerCreate, use_case: RegisterOwnerDep, response: Respon
 
 @router.get("/{owner_id}", summary="Read an owner", responses=problem_responses(404, 422, 503))
 @owner_access
-def get_owner(owner_id: UUID, use_case: GetOwnerDep, caller: PrincipalDep) -> OwnerOut:
+def get_owner(owner_id: UUID, use_case: Annotated[GetOwner, provide(GetOwner)], caller: PrincipalDep) -> OwnerOut:
     """The owner; 404 when unknown, or when an owner key asks for another owner."""
     if not caller.may_act_for(owner_id):
         raise NotFound("owner", owner_id)
-    return OwnerOut.from_domain(use_case.execute(GetOwnerQuery(owner_id)))
+    return OwnerOut.model_validate(use_case.execute(GetOwnerQuery(owner_id)))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.schemas.owner import OwnerOut
 from api.schemas.text import NUL_FREE_PATTERN, STORABLE
 from triage_pipeline.application.api_keys import IssueApiKeyCommand, IssuedApiKey, RegisteredOwner
-from triage_pipeline.domain.api_key import API_KEY_NAME_MAX_LENGTH, ApiKey, ApiKeyRole
+from triage_pipeline.domain.api_key import API_KEY_NAME_MAX_LENGTH, ApiKeyRole
 
 KeyName = Annotated[
     str,
@@ -58,24 +58,15 @@ class ApiKeyCreate(BaseModel):
 class ApiKeyOut(BaseModel):
     """A key as stored: never its secret."""
 
+    # `ApiKeyOut.model_validate(key)` reads only these attributes of a domain `ApiKey` (not its hash nor salt).
+    model_config = ConfigDict(from_attributes=True)
+
     id: UUID
     role: ApiKeyRole
     owner_id: UUID | None
     name: str
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def from_domain(cls, key: ApiKey) -> Self:
-        """The DTO of a domain key."""
-        return cls(
-            id=key.id,
-            role=key.role,
-            owner_id=key.owner_id,
-            name=key.name,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        )
 
 
 class IssuedApiKeyOut(ApiKeyOut):
@@ -85,8 +76,8 @@ class IssuedApiKeyOut(ApiKeyOut):
 
     @classmethod
     def from_issued(cls, issued: IssuedApiKey) -> Self:
-        """The DTO of a new key."""
-        return cls(**ApiKeyOut.from_domain(issued.key).model_dump(), api_key=issued.token)
+        """The key's fields next to its token, flattened from the two parts of `IssuedApiKey`."""
+        return cls(**dict(ApiKeyOut.model_validate(issued.key)), api_key=issued.token)
 
 
 class OwnerCreated(OwnerOut):
@@ -97,9 +88,6 @@ class OwnerCreated(OwnerOut):
 
     @classmethod
     def from_registered(cls, registered: RegisteredOwner) -> Self:
-        """The DTO of a registered owner."""
-        return cls(
-            **OwnerOut.from_domain(registered.owner).model_dump(),
-            api_key=registered.issued.token,
-            api_key_id=registered.issued.key.id,
-        )
+        """The owner's fields next to its first key's token and id, flattened from `RegisteredOwner`."""
+        owner = OwnerOut.model_validate(registered.owner)
+        return cls(**dict(owner), api_key=registered.issued.token, api_key_id=registered.issued.key.id)

@@ -1,13 +1,13 @@
 """A human correction of a ticket's triage, as sent and as returned."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.text import NUL_FREE_PATTERN
-from triage_pipeline.domain.correction import REASON_MAX_LENGTH, TriageCorrection
+from triage_pipeline.domain.correction import REASON_MAX_LENGTH
 from triage_pipeline.domain.triage_answer import Priority
 
 
@@ -28,6 +28,9 @@ class CorrectionIn(BaseModel):
 class CorrectionOut(BaseModel):
     """A stored correction, beside the model's answer."""
 
+    # `CorrectionOut.model_validate(correction)` reads a domain `TriageCorrection`.
+    model_config = ConfigDict(from_attributes=True)
+
     id: UUID
     ticket_id: UUID
     category: str
@@ -38,22 +41,6 @@ class CorrectionOut(BaseModel):
     prompt_version: int | None
     corrected_by: str
     created_at: datetime
-
-    @classmethod
-    def from_domain(cls, correction: TriageCorrection) -> Self:
-        """The DTO of a domain correction."""
-        return cls(
-            id=correction.id,
-            ticket_id=correction.ticket_id,
-            category=correction.category,
-            priority=correction.priority,
-            reason=correction.reason,
-            model_category=correction.model_category,
-            model_priority=correction.model_priority,
-            prompt_version=correction.prompt_version,
-            corrected_by=correction.corrected_by,
-            created_at=correction.created_at,
-        )
 
 
 class RetriageOut(BaseModel):

@@ -1,14 +1,13 @@
 """An owner (tenant) as created by a client and as returned by the API."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.text import NUL_FREE_PATTERN, STORABLE
-from triage_pipeline.application.owners import CreateOwnerCommand
-from triage_pipeline.domain.owner import OWNER_NAME_MAX_LENGTH, Owner
+from triage_pipeline.domain.owner import OWNER_NAME_MAX_LENGTH
 
 OwnerName = Annotated[
     str,
@@ -29,20 +28,14 @@ class OwnerCreate(BaseModel):
 
     name: OwnerName
 
-    def to_command(self) -> CreateOwnerCommand:
-        """The use-case input."""
-        return CreateOwnerCommand(name=self.name)
-
 
 class OwnerOut(BaseModel):
     """An owner as stored."""
+
+    # `OwnerOut.model_validate(owner)` reads a domain `Owner`.
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     name: str
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_domain(cls, owner: Owner) -> Self:
-        """The DTO of a domain owner."""
-        return cls(id=owner.id, name=owner.name, created_at=owner.created_at, updated_at=owner.updated_at)

@@ -1,16 +1,17 @@
 """Prompt versions as listed, created and activated over the API."""
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triage_pipeline.domain.prompt import Prompt
-
 
 class PromptOut(BaseModel):
     """One immutable prompt version."""
+
+    # `PromptOut.model_validate(prompt)` reads a domain `Prompt` (its categories tuple becomes a list).
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     name: str
@@ -22,22 +23,6 @@ class PromptOut(BaseModel):
     categories: list[str]
     model_options: dict[str, Any]
     created_at: datetime
-
-    @classmethod
-    def from_domain(cls, prompt: Prompt) -> Self:
-        """The DTO of a domain prompt."""
-        return cls(
-            id=prompt.id,
-            name=prompt.name,
-            version=prompt.version,
-            is_active=prompt.is_active,
-            description=prompt.description,
-            system_text=prompt.system_text,
-            user_template=prompt.user_template,
-            categories=list(prompt.categories),
-            model_options=dict(prompt.model_options),
-            created_at=prompt.created_at,
-        )
 
 
 class PromptIn(BaseModel):

@@ -1,7 +1,7 @@
 """A ticket as created by a client and as returned by the API."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +10,7 @@ from api.schemas.text import NO_CONTROL_CHARACTERS, NO_CONTROL_CHARACTERS_PATTER
 from triage_pipeline.application.intake import NewTicket
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.statuses import TicketStatus
-from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH, Ticket
+from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH
 
 Title = Annotated[
     str,
@@ -80,25 +80,15 @@ class TicketCreate(BaseModel):
 class TicketOut(BaseModel):
     """A ticket as stored, with its triage status."""
 
+    # `TicketOut.model_validate(ticket)` reads a domain `Ticket`; `triage_status` is its `status` (the alias is
+    # for reading only: the JSON field stays `triage_status`, and the field can still be set by its name).
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
+
     id: UUID
     title: str
     description: str
     external_id: str
     owner_id: UUID
-    triage_status: TicketStatus
+    triage_status: TicketStatus = Field(validation_alias="status")
     created_at: datetime = Field(description="ISO 8601 with UTC offset.")
     updated_at: datetime = Field(description="ISO 8601 with UTC offset.")
-
-    @classmethod
-    def from_domain(cls, ticket: Ticket) -> Self:
-        """The DTO of a domain ticket."""
-        return cls(
-            id=ticket.id,
-            title=ticket.title,
-            description=ticket.description,
-            external_id=ticket.external_id,
-            owner_id=ticket.owner_id,
-            triage_status=ticket.status,
-            created_at=ticket.created_at,
-            updated_at=ticket.updated_at,
-        )

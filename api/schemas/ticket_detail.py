@@ -2,17 +2,18 @@
 
 from typing import Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.ticket import TicketOut
 from triage_pipeline.application.ticket_queries import TicketView
 from triage_pipeline.domain.statuses import TriageJobStatus
-from triage_pipeline.domain.triage_answer import Priority, Sentiment, TriageAnswer
-from triage_pipeline.domain.triage_job import TriageJob
+from triage_pipeline.domain.triage_answer import Priority, Sentiment
 
 
 class TriageAnswerOut(BaseModel):
     """What the LLM concluded about the ticket."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     category: str
     priority: Priority
@@ -21,30 +22,15 @@ class TriageAnswerOut(BaseModel):
     summary: str
     confidence: float
 
-    @classmethod
-    def from_domain(cls, answer: TriageAnswer) -> Self:
-        """The DTO of a domain answer."""
-        return cls(
-            category=answer.category,
-            priority=answer.priority,
-            sentiment=answer.sentiment,
-            language=answer.language,
-            summary=answer.summary,
-            confidence=answer.confidence,
-        )
-
 
 class TriageJobOut(BaseModel):
     """Where the ticket's triage job stands."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     status: TriageJobStatus
     attempts: int
     last_error: str | None
-
-    @classmethod
-    def from_domain(cls, job: TriageJob) -> Self:
-        """The DTO of a domain job."""
-        return cls(status=job.status, attempts=job.attempts, last_error=job.last_error)
 
 
 class TicketDetail(TicketOut):
@@ -55,10 +41,6 @@ class TicketDetail(TicketOut):
 
     @classmethod
     def from_view(cls, view: TicketView) -> Self:
-        """The DTO of a ticket view."""
-        ticket = TicketOut.from_domain(view.ticket)
-        return cls(
-            **ticket.model_dump(),
-            triage=TriageAnswerOut.from_domain(view.ticket.answer) if view.ticket.answer else None,
-            job=TriageJobOut.from_domain(view.job) if view.job else None,
-        )
+        """The view's ticket, with the ticket's answer as `triage` and the view's job as `job`."""
+        ticket = TicketOut.model_validate(view.ticket)
+        return cls(**dict(ticket), triage=view.ticket.answer, job=view.job)

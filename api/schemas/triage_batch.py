@@ -25,6 +25,9 @@ class TriageBatchCreate(BaseModel):
 class BatchRef(BaseModel):
     """The batch just created."""
 
+    # `BatchRef.model_validate(batch)` reads a domain `TriageJobBatch`.
+    model_config = ConfigDict(from_attributes=True)
+
     id: UUID
     total_items: int
 
@@ -65,6 +68,12 @@ class BatchProgressOut(BaseModel):
     counts: ItemCounts
     started_at: datetime
     finished_at: datetime | None
+    queued_ahead: int = Field(
+        description=(
+            "Jobs of earlier batches still waiting or running while this one runs: the work the pipeline does "
+            "before this batch's turn (0 once it is DONE)."
+        )
+    )
 
     @classmethod
     def from_domain(cls, progress: BatchProgress) -> Self:
@@ -77,4 +86,5 @@ class BatchProgressOut(BaseModel):
             counts=ItemCounts.model_validate(counts),
             started_at=progress.batch.started_at,
             finished_at=progress.finished_at,
+            queued_ahead=progress.queued_ahead,
         )

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from api.main import create_app
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
 from tests.unit.fakes import FakeLlm
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.settings import Settings
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.dependencies import get_get_ticket
+from api.dependencies import use_case_dependency
 from api.main import create_app
 from api.middleware import MAX_BODY_BYTES
 from tests.e2e.conftest import ticket_body
 from tests.e2e.test_api_tickets import assert_problem
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.application.ticket_queries import GetTicket
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.embedded_postgres import free_port
 from triage_pipeline.infrastructure.logging import JsonFormatter
 from triage_pipeline.infrastructure.settings import Settings
@@ -136,7 +137,7 @@ def test_unexpected_failure_answers_500_without_internals_and_is_logged_with_the
     container: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(container)
-    app.dependency_overrides[get_get_ticket] = _Exploding
+    app.dependency_overrides[use_case_dependency(GetTicket)] = _Exploding
     with TestClient(app, headers=ADMIN_HEADERS) as client:
         response = client.get("/tickets/00000000-0000-0000-0000-000000000001")
     body = assert_problem(response, 500, "internal_error")

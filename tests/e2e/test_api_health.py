@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.settings import get_settings
 
 

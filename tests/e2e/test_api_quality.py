@@ -5,8 +5,8 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import ticket_body
-from triage_pipeline.application.triage import TriageJobCommand
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
+from triage_pipeline.bootstrap import Container
 
 
 def triaged(client: TestClient, container: Container, external_id: str = "Q-1") -> str:
@@ -14,7 +14,7 @@ def triaged(client: TestClient, container: Container, external_id: str = "Q-1") 
     with container.uow() as uow:
         job = uow.jobs.latest_for_ticket(UUID(ticket_id))
     assert job is not None
-    container.triage_one.execute(TriageJobCommand(job.id))
+    container.use(TriageOneJob).execute(TriageJobCommand(job.id))
     return str(ticket_id)
 
 

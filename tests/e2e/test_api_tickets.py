@@ -11,11 +11,11 @@ from httpx import Response
 
 from tests.e2e.conftest import ticket_body
 from tests.unit.fakes import FakeLlm
-from triage_pipeline.application.batches import CreateBatchCommand, FinishBatchCommand
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand, FinishBatch, FinishBatchCommand
 from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.llm_errors import LlmTimeout
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
-from triage_pipeline.infrastructure.container import Container
 
 PROBLEM = "application/problem+json"
 TICKET_FIELDS = {"id", "title", "description", "external_id", "owner_id", "triage_status", "created_at", "updated_at"}
@@ -34,14 +34,14 @@ def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]
 
 def triage(container: Container, *, fail: bool = False) -> None:
     """Run one batch through the triage use case with a fake LLM."""
-    created = container.create_batch.execute(CreateBatchCommand())
+    created = container.use(CreateBatch).execute(CreateBatchCommand())
     assert created is not None
     use_case = TriageOneJob(
         container.uow, FakeLlm(LlmTimeout("read timed out")) if fail else FakeLlm(), container.clock
     )
     for job_id in created.job_ids:
         use_case.execute(TriageJobCommand(job_id, created.batch.id))
-    container.finish_batch.execute(FinishBatchCommand(created.batch.id))
+    container.use(FinishBatch).execute(FinishBatchCommand(created.batch.id))
 
 
 # --- POST /tickets ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """POST /triage-jobs/batch and GET /triage-jobs/batches/{id}."""
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -8,7 +8,10 @@ from sqlalchemy import text
 
 from tests.e2e.conftest import ticket_body
 from tests.e2e.test_api_tickets import assert_problem, triage
-from triage_pipeline.infrastructure.container import Container
+from tests.unit.fakes import FakeLlm
+from triage_pipeline.application.batches import FinishBatch, FinishBatchCommand, ListBatchItems
+from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
+from triage_pipeline.bootstrap import Container
 
 
 def test_no_eligible_job_answers_202_empty_and_creates_no_batch(client: TestClient) -> None:
@@ -49,10 +52,26 @@ def test_batch_progress_counts_items_by_status(client: TestClient) -> None:
     running = client.get(f"/triage-jobs/batches/{batch_id}")
     assert running.status_code == 200
     body = running.json()
-    assert set(body) == {"id", "status", "total_items", "counts", "started_at", "finished_at"}
+    assert set(body) == {"id", "status", "total_items", "counts", "started_at", "finished_at", "queued_ahead"}
     assert (body["id"], body["status"], body["total_items"]) == (batch_id, "RUNNING", 2)
     assert body["counts"] == {"PENDING": 2, "RUNNING": 0, "DONE": 0, "FAILED": 0}
     assert body["finished_at"] is None
+
+
+def test_batch_progress_counts_the_open_jobs_of_earlier_running_batches_as_queued_ahead(
+    client: TestClient, container: Container
+) -> None:
+    client.post("/tickets/batch", json=[ticket_body(f"A{i}") for i in range(3)])
+    first = client.post("/triage-jobs/batch").json()["batch"]["id"]
+    client.post("/tickets/batch", json=[ticket_body(f"B{i}") for i in range(2)])
+    second = client.post("/triage-jobs/batch").json()["batch"]["id"]
+    assert client.get(f"/triage-jobs/batches/{first}").json()["queued_ahead"] == 0
+    assert client.get(f"/triage-jobs/batches/{second}").json()["queued_ahead"] == 3
+    use_case = TriageOneJob(container.uow, FakeLlm(), container.clock)
+    for item in container.use(ListBatchItems).execute(UUID(first)):
+        use_case.execute(TriageJobCommand(item.job_id, UUID(first)))
+    container.use(FinishBatch).execute(FinishBatchCommand(UUID(first)))
+    assert client.get(f"/triage-jobs/batches/{second}").json()["queued_ahead"] == 0  # the first one is DONE
 
 
 def test_finished_batch_reports_done_items_and_its_end(client: TestClient, container: Container) -> None:

@@ -14,8 +14,8 @@ from tests.e2e.conftest import ticket_body
 from tests.e2e.test_api_tickets import assert_problem
 from tests.support.auth import ADMIN_API_KEY, bearer
 from tests.unit.fakes import FakeLlm
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.settings import Settings
 
 MISSING = "00000000-0000-4000-8000-00000000abcd"

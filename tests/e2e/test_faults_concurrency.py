@@ -16,12 +16,12 @@ from sqlalchemy import text
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS, bearer
 from tests.support.live_server import live_api
-from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
-from triage_pipeline.automation import build_automation
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.schedules import build_triage_schedule
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.settings import Settings
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 
 @pytest.fixture
@@ -89,9 +89,8 @@ def test_batches_created_at_the_same_moment_by_the_api_and_the_schedule_never_sh
     api: httpx.Client, container: Container, database_url: str
 ) -> None:
     items = [NewTicket(DEFAULT_OWNER_ID, f"R-{i}", "Checkout broken", "The pay button fails.") for i in range(600)]
-    container.create_tickets.execute(CreateTicketsCommand(items))
-    schedules, _ = build_automation(Settings(batch_max_items=150))
-    [schedule] = schedules
+    container.use(CreateTickets).execute(CreateTicketsCommand(items))
+    schedule = build_triage_schedule(Settings(batch_max_items=150))
     services = TriageServices(
         database=DatabaseResource(url=database_url), llm=LlmResource(base_url="http://127.0.0.1:9")
     )

@@ -24,16 +24,16 @@ from sqlalchemy import text
 
 from tests.support.auth import ADMIN_API_KEY
 from tests.support.fake_ollama import Behaviour, FakeOllama
-from triage_pipeline.application.batches import CreateBatchCommand
-from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
-from triage_pipeline.application.recovery import RecoverCommand
-from triage_pipeline.application.triage import TriageJobsCommand
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
-from triage_pipeline.jobs import triage_job
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LEASE = timedelta(seconds=1)
@@ -104,10 +104,10 @@ def test_pipeline_killed_mid_batch_loses_nothing_and_triages_nothing_twice(
     # two calls open: some jobs DONE, the hung ones RUNNING, and (six slow tickets) some never started.
     texts = ["fast", "slow", "slow", "slow", "fast", "slow", "slow", "slow"]
     items = [NewTicket(DEFAULT_OWNER_ID, f"K-{i}", f"Ticket {i}", f"{kind} ticket {i}") for i, kind in enumerate(texts)]
-    container.create_tickets.execute(CreateTicketsCommand(items))
+    container.use(CreateTickets).execute(CreateTicketsCommand(items))
     fake_ollama.hang_s = 120.0
     fake_ollama.when_ticket_contains("slow ticket", Behaviour.HANG)
-    created = container.create_batch.execute(CreateBatchCommand())
+    created = container.use(CreateBatch).execute(CreateBatchCommand())
     assert created is not None and created.batch.total_items == 8
 
     worker = start_worker(database_url, fake_ollama.url, created.batch.id)
@@ -137,7 +137,7 @@ def test_pipeline_killed_mid_batch_loses_nothing_and_triages_nothing_twice(
 
     # Recovery after the lease: the hung jobs fail as counted attempts, the dead batch is closed, nothing is lost.
     time.sleep(LEASE.total_seconds() + 0.2)
-    report = container.recover.execute(RecoverCommand(lease=LEASE))
+    report = container.use(RecoverStuckWork).execute(RecoverCommand(lease=LEASE))
     assert (report.jobs_recovered, report.batches_finished, report.batches_abandoned) == (len(killed), 1, 1)
     assert report.jobs_released == len(never_started)
     assert scalar(container, "SELECT count(*) FROM triage_jobs WHERE batch_id IS NOT NULL") == 0
@@ -185,21 +185,21 @@ def test_a_worker_that_outlives_its_lease_does_not_record_a_second_success(
     llm = OllamaClient(fake_ollama.url, "fake-model", read_timeout_s=10.0)
     slow = Container(Settings(), database_url=database_url, llm=llm)
     try:
-        slow.create_tickets.execute(CreateTicketsCommand([NewTicket(DEFAULT_OWNER_ID, "Z-1", "t", "zombie")]))
-        first = slow.create_batch.execute(CreateBatchCommand())
+        slow.use(CreateTickets).execute(CreateTicketsCommand([NewTicket(DEFAULT_OWNER_ID, "Z-1", "t", "zombie")]))
+        first = slow.use(CreateBatch).execute(CreateBatchCommand())
         assert first is not None
         fake_ollama.latency_s = 2.0
         zombie = threading.Thread(
-            target=lambda: slow.triage_jobs.execute(TriageJobsCommand(list(first.job_ids), first.batch.id))
+            target=lambda: slow.use(TriageJobs).execute(TriageJobsCommand(list(first.job_ids), first.batch.id))
         )
         zombie.start()
         wait_until(lambda: fake_ollama.chat_count == 1, 10, "the first call")
         fake_ollama.latency_s = 0.0
         time.sleep(0.5)
-        assert container.recover.execute(RecoverCommand(lease=timedelta(seconds=0.3))).jobs_recovered == 1
-        retry = slow.create_batch.execute(CreateBatchCommand())
+        assert container.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(seconds=0.3))).jobs_recovered == 1
+        retry = slow.use(CreateBatch).execute(CreateBatchCommand())
         assert retry is not None
-        slow.triage_jobs.execute(TriageJobsCommand(list(retry.job_ids), retry.batch.id))
+        slow.use(TriageJobs).execute(TriageJobsCommand(list(retry.job_ids), retry.batch.id))
         zombie.join(timeout=10)
         assert scalar(container, "SELECT count(*) FROM triage_job_logs WHERE outcome = 'SUCCEEDED'") == 1
     finally:

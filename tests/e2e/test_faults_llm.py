@@ -19,14 +19,14 @@ from api.main import create_app
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
 from tests.support.fake_ollama import Behaviour, FakeOllama
-from triage_pipeline.application.batches import CreateBatchCommand, FinishBatchCommand
-from triage_pipeline.application.triage import TriageJobsCommand
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand, FinishBatch, FinishBatchCommand
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.domain.batch import TriageJobBatch
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
-from triage_pipeline.jobs import triage_job
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 READ_TIMEOUT_S = 0.5
 
@@ -57,11 +57,11 @@ def post_tickets(client: TestClient, n: int, text_: str = "The pay button fails.
 
 def run_batch(container: Container) -> TriageJobBatch | None:
     """What one pipeline run does: claim a batch, triage its jobs concurrently, finish it."""
-    created = container.create_batch.execute(CreateBatchCommand())
+    created = container.use(CreateBatch).execute(CreateBatchCommand())
     if created is None:
         return None
-    container.triage_jobs.execute(TriageJobsCommand(list(created.job_ids), created.batch.id, concurrency=4))
-    return container.finish_batch.execute(FinishBatchCommand(created.batch.id))
+    container.use(TriageJobs).execute(TriageJobsCommand(list(created.job_ids), created.batch.id, concurrency=4))
+    return container.use(FinishBatch).execute(FinishBatchCommand(created.batch.id))
 
 
 def job_states(container: Container) -> list[tuple[str, int]]:

@@ -21,12 +21,12 @@ from api.main import create_app
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import bearer
 from tests.support.fake_ollama import FakeOllama
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port
 from triage_pipeline.infrastructure.logging import JsonFormatter
 from triage_pipeline.infrastructure.settings import Settings, SettingsError, get_settings, load_settings
-from triage_pipeline.jobs import triage_job
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 DB_PASSWORD = "pw-Zq81-never-log-me"
 ADMIN_KEY = "admin-key-never-log-me-0123456789"

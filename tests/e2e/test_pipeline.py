@@ -15,14 +15,15 @@ from sqlalchemy import text
 from tests.support.fake_ollama import Behaviour, FakeOllama
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
-from triage_pipeline.automation import build_automation
+from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
+from triage_pipeline.defs.triage.ops import TRIAGE_LOGS_ASSET
+from triage_pipeline.defs.triage.schedules import build_triage_schedule
+from triage_pipeline.defs.triage.sensors import build_sensors
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.infrastructure.clock import SystemClock
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.settings import Settings
-from triage_pipeline.jobs import triage_job
-from triage_pipeline.ops import TRIAGE_LOGS_ASSET
-from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
 
 CLOCK = SystemClock()
 
@@ -150,7 +151,7 @@ def test_queued_batch_is_launched_by_the_sensor_exactly_once(
     post_tickets(uow_factory, 3)
     created = CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand())
     assert created is not None
-    _, sensors = build_automation(Settings())
+    sensors = build_sensors(Settings())
     sensor = next(s for s in sensors if s.name == "queued_batches_sensor")
     first = tick_sensor(sensor, services, instance)
     assert [r.run_key for r in first.run_requests or []] == [str(created.batch.id)]
@@ -163,8 +164,7 @@ def test_queued_batch_is_launched_by_the_sensor_exactly_once(
 def test_schedule_creates_a_batch_only_when_jobs_are_eligible(
     services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    schedules, _ = build_automation(Settings())
-    [schedule] = schedules
+    schedule = build_triage_schedule(Settings())
     empty = tick_schedule(schedule, services, instance)
     assert not empty.run_requests
     post_tickets(uow_factory, 3)
@@ -178,7 +178,7 @@ def test_schedule_creates_a_batch_only_when_jobs_are_eligible(
 def test_backlog_sensor_creates_a_batch_past_the_count_threshold(
     services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    _, sensors = build_automation(Settings(backlog_min_jobs=5, backlog_max_age_s=3600))
+    sensors = build_sensors(Settings(backlog_min_jobs=5, backlog_max_age_s=3600))
     sensor = next(s for s in sensors if s.name == "backlog_sensor")
     post_tickets(uow_factory, 4)
     below = tick_sensor(sensor, services, instance)
@@ -207,7 +207,7 @@ def test_stuck_running_job_is_recovered_after_its_lease(
             )
         )
         w.commit()
-    _, sensors = build_automation(Settings(job_lease_s=600))
+    sensors = build_sensors(Settings(job_lease_s=600))
     sensor = next(s for s in sensors if s.name == "stuck_jobs_sensor")
     result = tick_sensor(sensor, services, instance)
     assert isinstance(result.skip_message, str) and "recovered 1 job" in result.skip_message
@@ -224,7 +224,7 @@ def test_prompt_evaluation_asset_carries_figures_and_a_confusion_png(
 ) -> None:
     from dagster import materialize
 
-    from triage_pipeline.evaluation_asset import prompt_evaluation
+    from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation
 
     result = materialize(
         [prompt_evaluation],

@@ -18,12 +18,12 @@ from api.main import create_app
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS
 from tests.support.fake_ollama import FakeOllama
-from triage_pipeline.application.batches import CreateBatchCommand, FinishBatchCommand
-from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
-from triage_pipeline.application.recovery import RecoverCommand
-from triage_pipeline.application.triage import TriageJobsCommand
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand, FinishBatch, FinishBatchCommand
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.migrations import upgrade_to_head
@@ -114,15 +114,17 @@ def test_database_restart_during_triage_loses_no_ticket_once_recovery_runs(
         items = [
             NewTicket(DEFAULT_OWNER_ID, f"DB-{i}", "Checkout broken", f"The pay button fails {i}.") for i in range(6)
         ]
-        container.create_tickets.execute(CreateTicketsCommand(items))
-        created = container.create_batch.execute(CreateBatchCommand())
+        container.use(CreateTickets).execute(CreateTicketsCommand(items))
+        created = container.use(CreateBatch).execute(CreateBatchCommand())
         assert created is not None
         fake_ollama.latency_s = 1.5  # the calls are in flight when the database goes away
         errors: list[BaseException] = []
 
         def run() -> None:
             try:
-                container.triage_jobs.execute(TriageJobsCommand(list(created.job_ids), created.batch.id, concurrency=3))
+                container.use(TriageJobs).execute(
+                    TriageJobsCommand(list(created.job_ids), created.batch.id, concurrency=3)
+                )
             except BaseException as exc:
                 errors.append(exc)
 
@@ -144,14 +146,14 @@ def test_database_restart_during_triage_loses_no_ticket_once_recovery_runs(
         assert running >= 1
         time.sleep(1.1)
         fake_ollama.latency_s = 0.0
-        report = container.recover.execute(RecoverCommand(lease=timedelta(seconds=1)))
+        report = container.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(seconds=1)))
         assert report.jobs_recovered == running and report.batches_finished == 1
         for _ in range(2):
-            again = container.create_batch.execute(CreateBatchCommand())
+            again = container.use(CreateBatch).execute(CreateBatchCommand())
             if again is None:
                 break
-            container.triage_jobs.execute(TriageJobsCommand(list(again.job_ids), again.batch.id))
-            container.finish_batch.execute(FinishBatchCommand(again.batch.id))
+            container.use(TriageJobs).execute(TriageJobsCommand(list(again.job_ids), again.batch.id))
+            container.use(FinishBatch).execute(FinishBatchCommand(again.batch.id))
         assert count(container, "SELECT count(*) FROM tickets WHERE status = 'COMPLETED'") == 6
         assert count(container, "SELECT count(*) FROM triage_job_logs WHERE outcome = 'SUCCEEDED'") == 6
         assert count(container, "SELECT count(DISTINCT job_id) FROM triage_job_logs WHERE outcome = 'SUCCEEDED'") == 6

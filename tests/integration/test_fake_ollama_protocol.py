@@ -16,6 +16,7 @@ import httpx
 import ollama
 import pytest
 
+from offline_llm.ollama_responses import ChatChunk, ChatResponse, ErrorResponse, ModelEntry, VersionResponse
 from tests.support.fake_ollama import Behaviour, FakeOllama
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
@@ -101,6 +102,22 @@ def test_list_returns_the_configured_models_with_details(official: ollama.Client
     assert first.details is not None and first.details.family == "gemma3"
     assert first.size is not None and first.size > 0
     assert first.digest and first.modified_at is not None
+
+
+def test_bodies_have_exactly_the_fields_of_the_offline_llms_ollama_shapes(fake_ollama: FakeOllama) -> None:
+    body = {"model": MODEL, "messages": MESSAGES}
+    whole = httpx.post(f"{fake_ollama.url}/api/chat", json=body | {"stream": False}).json()
+    lines = [json.loads(line) for line in httpx.post(f"{fake_ollama.url}/api/chat", json=body).text.splitlines()]
+    [tag] = httpx.get(f"{fake_ollama.url}/api/tags").json()["models"]
+    version = httpx.get(f"{fake_ollama.url}/api/version").json()
+    fake_ollama.behaviour = Behaviour.MODEL_NOT_FOUND
+    missing = httpx.post(f"{fake_ollama.url}/api/chat", json=body).json()
+
+    assert set(whole) == set(lines[-1]) == set(ChatResponse.model_fields)
+    assert all(set(line) == set(ChatChunk.model_fields) for line in lines[:-1])
+    assert set(tag) == set(ModelEntry.model_fields)
+    assert VersionResponse.model_validate(version).version == "0.12.6"
+    assert ErrorResponse.model_validate(missing) == ErrorResponse.model_not_found(MODEL)
 
 
 def test_version_and_root_answer_like_ollama(fake_ollama: FakeOllama) -> None:

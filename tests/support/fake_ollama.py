@@ -6,6 +6,9 @@ process for benchmarks: `python -m tests.support.fake_ollama --port 11435 --late
 Endpoints: `POST /api/chat` (non-streaming, or NDJSON streaming when `stream` is true or absent, as
 Ollama does), `GET /api/tags`, `GET /api/version`, `GET|HEAD /`. Only `/api/chat` misbehaves; the
 other endpoints always answer, so health checks work while chat faults are being injected.
+The bodies it sends are the offline LLM's shapes (`offline_llm.ollama_responses`), and a VALID answer
+is the keyword-rule triage of `tests.support.keyword_triage`. It stays a hand-written server because
+some faults (DROP_CONNECTION) act on the raw socket.
 
 What a chat call does is chosen, in this order, by: a per-ticket override (`when_ticket_contains`),
 then the "fail first N" budget (`fail_first`), then `behaviour`. Latency (`latency_s` plus a uniform
@@ -18,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import random
-import re
 import signal
 import socket
 import socketserver
@@ -34,10 +36,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from pydantic import BaseModel
+
+from offline_llm.ollama_responses import (
+    AssistantMessage,
+    ChatChunk,
+    ChatResponse,
+    ErrorResponse,
+    ModelDetails,
+    ModelEntry,
+    TagsResponse,
+    VersionResponse,
+)
+from tests.support.keyword_triage import schema_categories, ticket_of, triage_answer
+
 DEFAULT_MODEL = "gemma3:270m"
 OLLAMA_VERSION = "0.12.6"
-_TICKET_BLOCK = re.compile(r"<ticket>\s*(.*?)\s*</ticket>", re.DOTALL)
-_WORD = re.compile(r"[^\W\d_]+")
+_MODIFIED_AT = datetime(2025, 9, 1, 10, 0, 0, 123456, tzinfo=UTC)
 _STREAM_PIECE_CHARS = 24
 
 
@@ -344,9 +359,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._count_request()
         path = self.path.split("?", 1)[0]
         if path == "/api/version":
-            self._send_json(200, {"version": OLLAMA_VERSION})
+            self._send_json(200, VersionResponse(version=OLLAMA_VERSION))
         elif path == "/api/tags":
-            self._send_json(200, {"models": [_tag(name) for name in self.server.fake.models]})
+            self._send_json(200, TagsResponse(models=[_tag(name) for name in self.server.fake.models]))
         elif path == "/":
             self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
         else:
@@ -369,15 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(raw) if raw else None
         except ValueError as exc:
-            self._send_json(400, {"error": f"invalid request body: {exc}"})
+            self._send_json(400, ErrorResponse(error=f"invalid request body: {exc}"))
             return
         if not isinstance(request, dict):
-            self._send_json(400, {"error": "invalid request body"})
+            self._send_json(400, ErrorResponse(error="invalid request body"))
             return
         if not request.get("model"):
-            self._send_json(400, {"error": "model is required"})
+            self._send_json(400, ErrorResponse(error="model is required"))
             return
-        title, description = _ticket(request)
+        title, description = ticket_of(_messages(request))
         behaviour = fake._begin_chat(request, f"{title}\n{description}")
         try:
             self._chat(request, behaviour, title, description)
@@ -396,17 +411,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         if behaviour is Behaviour.HTTP_500:
-            self._send_json(500, {"error": "llama runner process has terminated: exit status 2"})
+            self._send_json(500, ErrorResponse(error="llama runner process has terminated: exit status 2"))
             return
         if behaviour is Behaviour.MODEL_NOT_FOUND or (
             fake.strict_models and model not in fake.models and f"{model}:latest" not in fake.models
         ):
-            self._send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
+            self._send_json(404, ErrorResponse.model_not_found(model))
             return
         if behaviour is Behaviour.NOT_OLLAMA:
             self._send(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
             return
-        answer = _answer(title, description, _categories(request.get("format")))
+        answer = triage_answer(title, description, schema_categories(request.get("format")))
         if behaviour is Behaviour.INVALID_JSON:
             content = 'Sure! Here is the triage:\n{"category": "' + str(answer["category"]) + '", "priority": '
         elif behaviour is Behaviour.SCHEMA_VIOLATION:
@@ -429,20 +444,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for start in range(0, len(content), _STREAM_PIECE_CHARS):
             piece = content[start : start + _STREAM_PIECE_CHARS]
-            self._write_chunk(
-                {
-                    "model": model,
-                    "created_at": _now(),
-                    "message": {"role": "assistant", "content": piece},
-                    "done": False,
-                }
-            )
+            self._write_chunk(ChatChunk(model=model, message=AssistantMessage(content=piece)))
         self._write_chunk(_final(model, "", started, prompt_tokens, completion_tokens))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _write_chunk(self, part: Mapping[str, Any]) -> None:
-        line = json.dumps(part, ensure_ascii=False).encode() + b"\n"
+    def _write_chunk(self, part: BaseModel) -> None:
+        line = part.model_dump_json().encode() + b"\n"
         self.wfile.write(b"%x\r\n%b\r\n" % (len(line), line))
         self.wfile.flush()
 
@@ -462,8 +470,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send_json(self, status: int, body: Mapping[str, Any]) -> None:
-        self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+    def _send_json(self, status: int, body: BaseModel) -> None:
+        self._send(status, body.model_dump_json().encode(), "application/json; charset=utf-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -473,80 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-# -- answers -----------------------------------------------------------------------------------------
-
-_CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("security", ("phishing", "hacked", "vulnerab", "suspicious", "breach", "xss", "injection", "leak")),
-    ("outage", ("outage", "is down", "site down", "everyone", "all users", "all our customers", "502", "503")),
-    ("account_access", ("login", "log in", "password", "2fa", "locked out", "sso", "sign in", "logs me out")),
-    ("billing", ("charge", "invoice", "refund", "billing", "payment", "subscription", "payout", "plan")),
-    ("feature_request", ("feature", "would be great", "please add", "sugestão", "integração", "suggestion")),
-    ("how_to", ("how do i", "how to", "how can i", "where can i", "is it possible")),
-    ("bug", ("error", "broken", "crash", "bug", "not working", "doesn't work", "fails", "wrong")),
-)
-_PRIORITY_BY_CATEGORY = {
-    "security": "urgent",
-    "outage": "urgent",
-    "billing": "high",
-    "account_access": "high",
-    "bug": "normal",
-    "how_to": "normal",
-    "feature_request": "low",
-    "other": "low",
-}
-_NEGATIVE = ("terrible", "worst", "angry", "unacceptable", "frustrat", "ridiculous", "useless", "fix it", "!!!")
-_POSITIVE = ("thank", "love", "great", "awesome", "fantastic", "you rock", "adoro", "obrigad", "gracias", "merci")
-_LANGUAGE_MARKERS = {
-    "pt": {"não", "olá", "oi", "obrigado", "obrigada", "você", "vocês", "estou", "pessoal", "seria", "muito"},
-    "es": {"hola", "gracias", "puedo", "usted", "pero", "necesito", "cuenta", "mi", "tengo", "por", "favor"},
-    "de": {"ich", "nicht", "und", "danke", "bitte", "mein", "meine", "ist", "konto", "kann", "habe"},
-    "fr": {"je", "ne", "pas", "merci", "bonjour", "mon", "est", "compte", "vous", "avec", "suis"},
-}
-
-
-def _answer(title: str, description: str, categories: tuple[str, ...] | None) -> dict[str, Any]:
-    """The deterministic triage answer of a ticket, by keyword rules."""
-    text = f"{title}\n{description}".lower()
-    category = _category(text, categories)
-    negative = sum(marker in text for marker in _NEGATIVE)
-    positive = sum(marker in text for marker in _POSITIVE)
-    sentiment = "negative" if negative > positive else "positive" if positive > negative else "neutral"
-    words = set(_WORD.findall(text))
-    hits = {lang: len(words & markers) for lang, markers in _LANGUAGE_MARKERS.items()}
-    language = max(hits, key=lambda lang: hits[lang]) if max(hits.values()) > 0 else "en"
-    summary = " ".join(title.split())[:300] or " ".join(description.split())[:300] or "Support ticket"
-    return {
-        "category": category,
-        "priority": _PRIORITY_BY_CATEGORY.get(category, "normal"),
-        "sentiment": sentiment,
-        "language": language,
-        "summary": f"Customer writes: {summary}",
-        "confidence": 0.8,
-    }
-
-
-def _category(text: str, categories: tuple[str, ...] | None) -> str:
-    allowed = set(categories) if categories else None
-    for category, keywords in _CATEGORY_RULES:
-        if (allowed is None or category in allowed) and any(word in text for word in keywords):
-            return category
-    for category in categories or ():
-        # A custom vocabulary: a category whose own name appears in the ticket wins.
-        if category.replace("_", " ") in text:
-            return category
-    if allowed is None or "other" in allowed:
-        return "other"
-    return (categories or ("other",))[0]
-
-
-def _categories(schema: object) -> tuple[str, ...] | None:
-    if not isinstance(schema, dict):
-        return None
-    category = schema.get("properties", {}).get("category", {})
-    enum = category.get("enum") if isinstance(category, dict) else None
-    if isinstance(enum, list) and enum and all(isinstance(value, str) for value in enum):
-        return tuple(enum)
-    return None
+# -- request parts and response bodies ---------------------------------------------------------------
 
 
 def _messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -554,66 +489,33 @@ def _messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
 
 
-def _ticket(request: Mapping[str, Any]) -> tuple[str, str]:
-    """(title, description) from the last user message's `<ticket>` JSON block, or its plain text."""
-    content = ""
-    for message in reversed(_messages(request)):
-        if message.get("role") == "user":
-            content = str(message.get("content") or "")
-            break
-    block = _TICKET_BLOCK.search(content)
-    if block is not None:
-        try:
-            data = json.loads(block.group(1))
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            return str(data.get("title", "")), str(data.get("description", ""))
-        content = block.group(1)
-    first_line = content.strip().split("\n", 1)[0]
-    return first_line, content
-
-
-def _final(model: str, content: str, started_ns: int, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def _final(model: str, content: str, started_ns: int, prompt_tokens: int, completion_tokens: int) -> ChatResponse:
     total = max(1, time.perf_counter_ns() - started_ns)
     load = min(total // 10, 1_500_000)
     prompt_eval = (total - load) // 5
-    return {
-        "model": model,
-        "created_at": _now(),
-        "message": {"role": "assistant", "content": content},
-        "done": True,
-        "done_reason": "stop",
-        "total_duration": total,
-        "load_duration": load,
-        "prompt_eval_count": prompt_tokens,
-        "prompt_eval_duration": prompt_eval,
-        "eval_count": completion_tokens,
-        "eval_duration": total - load - prompt_eval,
-    }
+    return ChatResponse(
+        model=model,
+        message=AssistantMessage(content=content),
+        done_reason="stop",
+        total_duration=total,
+        load_duration=load,
+        prompt_eval_count=prompt_tokens,
+        prompt_eval_duration=prompt_eval,
+        eval_count=completion_tokens,
+        eval_duration=total - load - prompt_eval,
+    )
 
 
-def _tag(name: str) -> dict[str, Any]:
+def _tag(name: str) -> ModelEntry:
     family = name.split(":", 1)[0]
-    return {
-        "name": name,
-        "model": name,
-        "modified_at": "2025-09-01T10:00:00.123456+00:00",
-        "size": 291_554_930,
-        "digest": hashlib.sha256(name.encode()).hexdigest(),
-        "details": {
-            "parent_model": "",
-            "format": "gguf",
-            "family": family,
-            "families": [family],
-            "parameter_size": "268.10M",
-            "quantization_level": "Q8_0",
-        },
-    }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return ModelEntry(
+        name=name,
+        model=name,
+        modified_at=_MODIFIED_AT,
+        size=291_554_930,
+        digest=hashlib.sha256(name.encode()).hexdigest(),
+        details=ModelDetails(family=family, families=[family], parameter_size="268.10M", quantization_level="Q8_0"),
+    )
 
 
 # -- command line ------------------------------------------------------------------------------------

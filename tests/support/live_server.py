@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from api.main import create_app
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.embedded_postgres import free_port
 
 

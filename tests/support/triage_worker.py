@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance
 
-    from triage_pipeline.jobs import triage_job
-    from triage_pipeline.resources import DatabaseResource, LlmResource, TriageServices
+    from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+    from triage_pipeline.defs.triage.job import triage_job
 
     services = TriageServices(
         database=DatabaseResource(url=args.database_url),

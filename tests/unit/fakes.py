@@ -228,6 +228,16 @@ class MemBatches:
             counts[i.status] = counts.get(i.status, 0) + 1
         return counts
 
+    def open_items_ahead(self, batch: TriageJobBatch) -> int:
+        open_statuses = (TriageJobStatus.PENDING, TriageJobStatus.RUNNING)
+        return sum(
+            1
+            for earlier in self.running()
+            if earlier.created_at < batch.created_at
+            for i in self.items(earlier.id)
+            if i.status in open_statuses
+        )
+
     def running(self) -> list[TriageJobBatch]:
         return [b for b in self.d.batches.values() if b.status is BatchStatus.RUNNING]
 

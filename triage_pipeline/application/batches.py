@@ -106,10 +106,11 @@ class BatchStatusQuery:
 
 @dataclass(frozen=True, slots=True)
 class BatchProgress:
-    """A batch with its item counts by status."""
+    """A batch with its item counts by status, and the work queued ahead of it while it runs."""
 
     batch: TriageJobBatch
     counts: dict[TriageJobStatus, int]
+    queued_ahead: int = 0
 
     @property
     def finished_at(self) -> datetime | None:
@@ -130,7 +131,8 @@ class GetBatchProgress:
             if batch is None:
                 raise NotFound("batch", command.batch_id)
             counts = uow.batches.item_counts(batch.id)
-        return BatchProgress(batch=batch, counts={s: counts.get(s, 0) for s in TriageJobStatus})
+            ahead = uow.batches.open_items_ahead(batch) if batch.status is BatchStatus.RUNNING else 0
+        return BatchProgress(batch=batch, counts={s: counts.get(s, 0) for s in TriageJobStatus}, queued_ahead=ahead)
 
 
 @dataclass(frozen=True, slots=True)

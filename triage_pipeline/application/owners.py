@@ -1,35 +1,11 @@
-"""Use cases on owners: create one, read one."""
+"""Reading an owner (owners are created with their first key: `RegisterOwner` in `api_keys.py`)."""
 
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.owner import Owner
-from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
-
-
-@dataclass(frozen=True, slots=True)
-class CreateOwnerCommand:
-    """Create a tenant."""
-
-    name: str
-
-
-class CreateOwner:
-    """Create an owner."""
-
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
-
-    def execute(self, command: CreateOwnerCommand) -> Owner:
-        """Store and return the new owner."""
-        now = self._clock.now()
-        owner = Owner(id=uuid4(), name=command.name, created_at=now, updated_at=now)
-        with self._uow() as uow:
-            uow.owners.add(owner)
-            uow.commit()
-        return owner
+from triage_pipeline.domain.ports import UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery
-from triage_pipeline.application.evaluation import EvaluateCommand, VersionResult, comparison_rows
+from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery, ExportCorrectionsAsLabels
+from triage_pipeline.application.evaluation import EvaluateCommand, EvaluatePrompts, VersionResult, comparison_rows
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.output import print_table, progress_bar
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sha256_of
 
 
@@ -39,7 +39,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     total = len(items) * max(1, len(args.prompt_version or []))
     print(f"evaluating {len(items)} ticket(s) with model {container.llm.model}", file=sys.stderr)
     with progress_bar("evaluating", total) as bar:
-        results = container.evaluate.execute(
+        results = container.use(EvaluatePrompts).execute(
             EvaluateCommand(
                 items=items,
                 dataset=path.name,
@@ -55,7 +55,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_export_corrections(container: Container, args: argparse.Namespace) -> int:
     """Corrected tickets as a labelled JSONL file, ready for `triage eval`."""
-    labelled = container.corrections_as_labels.execute(CorrectionsAsLabelsQuery())
+    labelled = container.use(ExportCorrectionsAsLabels).execute(CorrectionsAsLabelsQuery())
     with open(args.output, "w", encoding="utf-8") as out:
         for item in labelled:
             record = {"external_id": item.external_id, "title": item.title, "description": item.description}

@@ -6,11 +6,17 @@ import sys
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
-from triage_pipeline.application.batches import MAX_BATCH_SIZE, BatchStatusQuery, CreateBatchCommand
+from triage_pipeline.application.batches import (
+    MAX_BATCH_SIZE,
+    BatchStatusQuery,
+    CreateBatch,
+    CreateBatchCommand,
+    GetBatchProgress,
+)
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli import demo, evaluate, prompts, tickets
 from triage_pipeline.cli.demo import DemoError
 from triage_pipeline.domain.exceptions import DomainError
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgresError
 from triage_pipeline.infrastructure.logging import configure_logging
@@ -76,14 +82,14 @@ def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     container = Container(settings)
     try:
         if args.action == "create":
-            created = container.create_batch.execute(CreateBatchCommand(max_items=args.max_items))
+            created = container.use(CreateBatch).execute(CreateBatchCommand(max_items=args.max_items))
             if created is None:
                 print(json.dumps({"status": "EMPTY", "batch": None, "total_items": 0}))
             else:
                 batch = {"id": str(created.batch.id), "total_items": created.batch.total_items}
                 print(json.dumps({"status": "QUEUED", "batch": batch}))
         else:
-            progress = container.batch_progress.execute(BatchStatusQuery(args.batch_id))
+            progress = container.use(GetBatchProgress).execute(BatchStatusQuery(args.batch_id))
             print(
                 json.dumps(
                     {
@@ -93,6 +99,7 @@ def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
                         "items": {k.value: v for k, v in progress.counts.items()},
                         "started_at": progress.batch.started_at.isoformat(),
                         "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
+                        "queued_ahead": progress.queued_ahead,
                     }
                 )
             )

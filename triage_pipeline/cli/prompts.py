@@ -4,15 +4,22 @@ import argparse
 import json
 from pathlib import Path
 
-from triage_pipeline.application.prompts import ActivatePromptCommand, AddPromptCommand, ListPromptsQuery
+from triage_pipeline.application.prompts import (
+    ActivatePrompt,
+    ActivatePromptCommand,
+    AddPromptCommand,
+    AddPromptVersion,
+    ListPrompts,
+    ListPromptsQuery,
+)
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.output import print_table
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
-from triage_pipeline.infrastructure.container import Container
 
 
 def cmd_list(container: Container, args: argparse.Namespace) -> int:
     """Print every version."""
-    prompts = container.list_prompts.execute(ListPromptsQuery(args.name))
+    prompts = container.use(ListPrompts).execute(ListPromptsQuery(args.name))
     print_table(
         f"prompt {args.name!r}",
         ["version", "active", "created", "categories", "options", "description"],
@@ -39,7 +46,7 @@ def cmd_add(container: Container, args: argparse.Namespace) -> int:
         raise ValueError(f"--options is not JSON: {exc}") from None
     if options is not None and not isinstance(options, dict):
         raise ValueError("--options must be a JSON object")
-    prompt = container.add_prompt.execute(
+    prompt = container.use(AddPromptVersion).execute(
         AddPromptCommand(
             name=args.name,
             system_text=Path(args.system_file).read_text(encoding="utf-8") if args.system_file else None,
@@ -58,7 +65,7 @@ def cmd_add(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_activate(container: Container, args: argparse.Namespace) -> int:
     """Activate a version."""
-    prompt = container.activate_prompt.execute(ActivatePromptCommand(version=args.version, name=args.name))
+    prompt = container.use(ActivatePrompt).execute(ActivatePromptCommand(version=args.version, name=args.name))
     print(f"{prompt.name} version {prompt.version} is now active")
     return 0
 

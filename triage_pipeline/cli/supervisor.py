@@ -173,7 +173,7 @@ class Supervisor:
         self._check_port("127.0.0.1", port, "OFFLINE_LLM_PORT")
         self._spawn(
             "offline-llm",
-            [sys.executable, "-m", "triage_pipeline.infrastructure.llm.offline_server", "--port", str(port)],
+            [sys.executable, "-m", "offline_llm", "--port", str(port)],
             env,
         )
         deadline = time.monotonic() + LLM_START_TIMEOUT_S

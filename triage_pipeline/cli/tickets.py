@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from triage_pipeline.application.intake import CreateTicketsCommand, NewTicket
-from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, ListTicketsQuery
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, ListTickets, ListTicketsQuery
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.output import print_table
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH
-from triage_pipeline.infrastructure.container import Container
 from triage_pipeline.infrastructure.labelled_file import read_frame
 
 IMPORT_CHUNK = 1000
@@ -55,7 +55,7 @@ def import_tickets(container: Container, path: Path, owner: UUID | None) -> Coun
             continue
         valid.append(NewTicket(owner_id, str(row["external_id"]), str(row["title"]), str(row.get("description") or "")))
     for start in range(0, len(valid), IMPORT_CHUNK):
-        results = container.create_tickets.execute(CreateTicketsCommand(valid[start : start + IMPORT_CHUNK]))
+        results = container.use(CreateTickets).execute(CreateTicketsCommand(valid[start : start + IMPORT_CHUNK]))
         counts.update(result.status.value for result in results)
     return counts
 
@@ -72,7 +72,7 @@ def export_rows(container: Container, status: TicketStatus | None, owner_id: UUI
     rows: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page = container.list_tickets.execute(
+        page = container.use(ListTickets).execute(
             ListTicketsQuery(status=status, owner_id=owner_id, limit=MAX_PAGE_SIZE, cursor=cursor)
         )
         for ticket in page.items:

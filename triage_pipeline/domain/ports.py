@@ -205,6 +205,10 @@ class BatchRepository(Protocol):
         """How many items are in each status."""
         ...
 
+    def open_items_ahead(self, batch: TriageJobBatch) -> int:
+        """Items still PENDING or RUNNING in RUNNING batches created before `batch`: the work ahead of it."""
+        ...
+
     def running(self) -> list[TriageJobBatch]:
         """Every batch still RUNNING."""
         ...

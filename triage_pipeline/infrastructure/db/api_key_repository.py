@@ -6,24 +6,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from triage_pipeline.domain.api_key import ApiKey, ApiKeyRole
+from triage_pipeline.domain.api_key import ApiKey
+from triage_pipeline.infrastructure.db.mappers import api_key_from_row
 from triage_pipeline.infrastructure.db.models import ApiKeyRow
-
-
-def api_key_from_row(row: ApiKeyRow) -> ApiKey:
-    """Row -> ApiKey."""
-    return ApiKey(
-        id=row.id,
-        lookup=row.lookup,
-        salt=row.salt,
-        secret_hash=row.secret_hash,
-        role=ApiKeyRole(row.role),
-        owner_id=row.owner_id,
-        name=row.name,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 class SqlApiKeyRepository:
@@ -33,7 +18,6 @@ class SqlApiKeyRepository:
         self._session = session
 
     def add(self, key: ApiKey) -> None:
-        """Store a new key."""
         self._session.execute(
             insert(ApiKeyRow).values(
                 id=key.id,
@@ -50,7 +34,6 @@ class SqlApiKeyRepository:
         )
 
     def get(self, key_id: UUID) -> ApiKey | None:
-        """A key by id, or None."""
         row = self._session.get(ApiKeyRow, key_id, populate_existing=True)
         return api_key_from_row(row) if row else None
 

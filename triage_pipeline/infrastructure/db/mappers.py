@@ -1,17 +1,32 @@
-"""Mappers between ORM rows and domain entities."""
+"""Mappers between table rows and domain entities: the one place a row becomes an entity (and back).
 
+A mapper reads a row's columns as attributes, so an ORM object and a Core row of a prebuilt statement
+(the same column names) map alike; callers `cast` the latter to the ORM type.
+"""
+
+from typing import Any, cast
+
+from sqlalchemy import Row
+
+from triage_pipeline.domain.api_key import ApiKey, ApiKeyRole
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.correction import TriageCorrection
+from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
-from triage_pipeline.domain.triage_answer import TriageAnswer
+from triage_pipeline.domain.triage_answer import Priority, TriageAnswer
 from triage_pipeline.domain.triage_job import TriageJob
 from triage_pipeline.domain.triage_job_log import TriageJobLog
+from triage_pipeline.infrastructure.db.bulk_statements import JOB_PREFIX, TICKET_PREFIX
 from triage_pipeline.infrastructure.db.models import (
+    ApiKeyRow,
+    EvaluationRunRow,
     OwnerRow,
     PromptRow,
     TicketRow,
+    TriageCorrectionRow,
     TriageJobBatchItemRow,
     TriageJobBatchRow,
     TriageJobLogRow,
@@ -20,12 +35,10 @@ from triage_pipeline.infrastructure.db.models import (
 
 
 def owner_from_row(row: OwnerRow) -> Owner:
-    """Row -> Owner."""
     return Owner(id=row.id, name=row.name, created_at=row.created_at, updated_at=row.updated_at)
 
 
 def ticket_from_row(row: TicketRow) -> Ticket:
-    """Row -> Ticket."""
     return Ticket(
         id=row.id,
         owner_id=row.owner_id,
@@ -40,7 +53,6 @@ def ticket_from_row(row: TicketRow) -> Ticket:
 
 
 def ticket_to_values(ticket: Ticket) -> dict[str, object]:
-    """Ticket -> column values."""
     return {
         "id": ticket.id,
         "owner_id": ticket.owner_id,
@@ -57,7 +69,6 @@ def ticket_to_values(ticket: Ticket) -> dict[str, object]:
 
 
 def job_from_row(row: TriageJobRow) -> TriageJob:
-    """Row -> TriageJob."""
     return TriageJob(
         id=row.id,
         ticket_id=row.ticket_id,
@@ -86,8 +97,28 @@ def job_to_values(job: TriageJob) -> dict[str, object]:
     }
 
 
+class _Prefixed:
+    """One table's columns in a row of a join whose labels carry a prefix: `.id` reads `row.<prefix>id`."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Row[Any], prefix: str) -> None:
+        self._row = row
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
+def job_and_ticket_from_row(row: Row[Any]) -> tuple[TriageJob, Ticket]:
+    """A row of `bulk_statements.GET_JOBS_WITH_TICKETS` -> the job and its ticket."""
+    return (
+        job_from_row(cast(TriageJobRow, _Prefixed(row, JOB_PREFIX))),
+        ticket_from_row(cast(TicketRow, _Prefixed(row, TICKET_PREFIX))),
+    )
+
+
 def batch_from_row(row: TriageJobBatchRow) -> TriageJobBatch:
-    """Row -> TriageJobBatch."""
     return TriageJobBatch(
         id=row.id,
         status=BatchStatus(row.status),
@@ -101,7 +132,6 @@ def batch_from_row(row: TriageJobBatchRow) -> TriageJobBatch:
 
 
 def item_from_row(row: TriageJobBatchItemRow) -> TriageJobBatchItem:
-    """Row -> TriageJobBatchItem."""
     return TriageJobBatchItem(
         id=row.id,
         batch_id=row.batch_id,
@@ -131,7 +161,6 @@ def prompt_from_row(row: PromptRow) -> Prompt:
 
 
 def log_from_row(row: TriageJobLogRow) -> TriageJobLog:
-    """Row -> TriageJobLog."""
     return TriageJobLog(
         id=row.id,
         job_id=row.job_id,
@@ -155,7 +184,7 @@ def log_from_row(row: TriageJobLogRow) -> TriageJobLog:
 
 
 def log_to_values(log: TriageJobLog) -> dict[str, object]:
-    """TriageJobLog -> column values."""
+    """TriageJobLog -> column values; a log row is never updated, so its timestamps are its end."""
     return {
         "id": log.id,
         "job_id": log.job_id,
@@ -178,3 +207,47 @@ def log_to_values(log: TriageJobLog) -> dict[str, object]:
         "created_at": log.finished_at,
         "updated_at": log.finished_at,
     }
+
+
+def evaluation_run_from_row(row: EvaluationRunRow) -> EvaluationRun:
+    return EvaluationRun(
+        id=row.id,
+        prompt_id=row.prompt_id,
+        prompt_name=row.prompt_name,
+        prompt_version=row.prompt_version,
+        model=row.model,
+        dataset=row.dataset,
+        dataset_sha256=row.dataset_sha256,
+        report=row.report,
+        created_at=row.created_at,
+    )
+
+
+def correction_from_row(row: TriageCorrectionRow) -> TriageCorrection:
+    return TriageCorrection(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        category=row.category,
+        priority=Priority(row.priority),
+        reason=row.reason,
+        model_category=row.model_category,
+        model_priority=row.model_priority,
+        prompt_version=row.prompt_version,
+        created_at=row.created_at,
+        corrected_by=row.corrected_by,
+    )
+
+
+def api_key_from_row(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        lookup=row.lookup,
+        salt=row.salt,
+        secret_hash=row.secret_hash,
+        role=ApiKeyRole(row.role),
+        owner_id=row.owner_id,
+        name=row.name,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        revoked_at=row.revoked_at,
+    )

@@ -12,8 +12,7 @@ from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.prompt import Prompt
 from triage_pipeline.domain.ticket import Ticket
-from triage_pipeline.domain.triage_answer import Priority
-from triage_pipeline.infrastructure.db.mappers import ticket_from_row
+from triage_pipeline.infrastructure.db.mappers import correction_from_row, evaluation_run_from_row, ticket_from_row
 from triage_pipeline.infrastructure.db.models import (
     EvaluationRunRow,
     PromptActivationRow,
@@ -29,7 +28,6 @@ class SqlEvaluationRunRepository:
         self._session = session
 
     def add(self, run: EvaluationRun) -> None:
-        """Store a run."""
         self._session.execute(
             insert(EvaluationRunRow).values(
                 id=run.id,
@@ -51,35 +49,7 @@ class SqlEvaluationRunRepository:
         if versions:
             query = query.where(EvaluationRunRow.prompt_version.in_(list(versions)))
         rows = self._session.scalars(query.order_by(EvaluationRunRow.created_at.desc()))
-        return [
-            EvaluationRun(
-                id=r.id,
-                prompt_id=r.prompt_id,
-                prompt_name=r.prompt_name,
-                prompt_version=r.prompt_version,
-                model=r.model,
-                dataset=r.dataset,
-                dataset_sha256=r.dataset_sha256,
-                report=r.report,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ]
-
-
-def _correction(row: TriageCorrectionRow) -> TriageCorrection:
-    return TriageCorrection(
-        id=row.id,
-        ticket_id=row.ticket_id,
-        category=row.category,
-        priority=Priority(row.priority),
-        reason=row.reason,
-        model_category=row.model_category,
-        model_priority=row.model_priority,
-        prompt_version=row.prompt_version,
-        created_at=row.created_at,
-        corrected_by=row.corrected_by,
-    )
+        return [evaluation_run_from_row(r) for r in rows]
 
 
 class SqlCorrectionRepository:
@@ -89,7 +59,6 @@ class SqlCorrectionRepository:
         self._session = session
 
     def add(self, correction: TriageCorrection) -> None:
-        """Store a correction."""
         self._session.execute(
             insert(TriageCorrectionRow).values(
                 id=correction.id,
@@ -113,7 +82,7 @@ class SqlCorrectionRepository:
             .where(TriageCorrectionRow.ticket_id == ticket_id)
             .order_by(TriageCorrectionRow.created_at)
         )
-        return [_correction(r) for r in rows]
+        return [correction_from_row(r) for r in rows]
 
     def latest_per_ticket(self) -> list[tuple[TriageCorrection, Ticket]]:
         """The newest correction of every corrected ticket, with its ticket."""
@@ -131,7 +100,7 @@ class SqlCorrectionRepository:
             .join(TicketRow, TicketRow.id == TriageCorrectionRow.ticket_id)
             .order_by(TriageCorrectionRow.created_at)
         )
-        return [(_correction(c), ticket_from_row(t)) for c, t in rows]
+        return [(correction_from_row(c), ticket_from_row(t)) for c, t in rows]
 
 
 class SqlPromptActivationRepository:

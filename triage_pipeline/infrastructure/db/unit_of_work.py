@@ -19,19 +19,17 @@ from triage_pipeline.domain.ports import (
     TriageJobRepository,
 )
 from triage_pipeline.infrastructure.db.api_key_repository import SqlApiKeyRepository
+from triage_pipeline.infrastructure.db.batch_repository import SqlBatchRepository
+from triage_pipeline.infrastructure.db.owner_repository import SqlOwnerRepository
+from triage_pipeline.infrastructure.db.prompt_repository import SqlPromptRepository
 from triage_pipeline.infrastructure.db.quality_repositories import (
     SqlCorrectionRepository,
     SqlEvaluationRunRepository,
     SqlPromptActivationRepository,
 )
-from triage_pipeline.infrastructure.db.repositories import (
-    SqlBatchRepository,
-    SqlOwnerRepository,
-    SqlPromptRepository,
-    SqlTicketRepository,
-    SqlTriageJobLogRepository,
-    SqlTriageJobRepository,
-)
+from triage_pipeline.infrastructure.db.ticket_repository import SqlTicketRepository
+from triage_pipeline.infrastructure.db.triage_job_log_repository import SqlTriageJobLogRepository
+from triage_pipeline.infrastructure.db.triage_job_repository import SqlTriageJobRepository
 
 
 class SqlUnitOfWork:
@@ -53,7 +51,6 @@ class SqlUnitOfWork:
         self._session_factory = session_factory
 
     def __enter__(self) -> Self:
-        """Open a session and its repositories."""
         self.session = self._session_factory()
         self.owners = SqlOwnerRepository(self.session)
         self.tickets = SqlTicketRepository(self.session)
@@ -78,7 +75,6 @@ class SqlUnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
-        """Commit the transaction."""
         self.session.commit()
 
 
@@ -90,5 +86,4 @@ class SqlUnitOfWorkFactory:
         self._session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
     def __call__(self) -> SqlUnitOfWork:
-        """A new unit of work."""
         return SqlUnitOfWork(self._session_factory)

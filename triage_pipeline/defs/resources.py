@@ -1,4 +1,4 @@
-"""Dagster resources: the database and the LLM, configured from the same settings as the API."""
+"""Dagster resources: the service's use cases, on the database and the LLM of the same settings as the API."""
 
 import threading
 from collections.abc import Iterator
@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from triage_pipeline.infrastructure.container import Container
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings, load_settings
 
@@ -83,7 +83,16 @@ class TriageServices(ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def container(self) -> Container:
-        """The use cases; only valid while the resource is being used."""
+        """The composition root of this run or tick; only valid while the resource is being used."""
         if self._container is None:
             raise RuntimeError("TriageServices used outside of a run or tick")
         return self._container
+
+    def use[U](self, use_case: type[U]) -> U:
+        """A use case, wired as for the API and the CLI (see `triage_pipeline.bootstrap`)."""
+        return self.container.use(use_case)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this run or tick was wired with."""
+        return self.container.settings

@@ -1,4 +1,4 @@
-"""Schedules and sensors that keep triage going with nobody clicking.
+"""Sensors that keep triage going with nobody clicking (the schedule is in `schedules.py`).
 
 Who launches a batch is decided by its origin: the API's batches are launched by
 `queued_batches_sensor`; the schedule and the backlog sensor launch the batches they create; a run
@@ -11,25 +11,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
-    DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
-    ScheduleDefinition,
-    ScheduleEvaluationContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    schedule,
     sensor,
 )
 
-from triage_pipeline.application.batches import BacklogQuery, CreateBatchCommand, LaunchableBatchesQuery
-from triage_pipeline.application.recovery import RecoverCommand
+from triage_pipeline.application.batches import (
+    BacklogQuery,
+    CreateBatch,
+    CreateBatchCommand,
+    GetBacklog,
+    LaunchableBatchesQuery,
+    ListLaunchableBatches,
+)
+from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
+from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.job import run_request_for, triage_job
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch
 from triage_pipeline.infrastructure.settings import Settings
-from triage_pipeline.jobs import triage_job
-from triage_pipeline.resources import TriageServices
 
 # Batches committed out of created_at order are still seen: each tick re-reads this far back and
 # the run key drops the ones already launched.
@@ -70,28 +73,8 @@ class QueuedCursor:
         return json.dumps({"newest": self.newest.isoformat(), "launched": sorted(self.launched)})
 
 
-def run_request_for(batch: TriageJobBatch, settings: Settings) -> RunRequest:
-    """The run that processes this batch."""
-    return RunRequest(
-        run_key=str(batch.id),
-        run_config={
-            "ops": {
-                op_name: {
-                    "config": {
-                        "batch_id": str(batch.id),
-                        "jobs_per_chunk": settings.jobs_per_chunk,
-                        "llm_concurrency": settings.llm_concurrency,
-                    }
-                }
-                for op_name in ("plan_batch", "triage_chunk")
-            }
-        },
-        tags={"triage/batch_id": str(batch.id), "triage/origin": batch.origin.value},
-    )
-
-
-def build_automation(settings: Settings) -> tuple[list[ScheduleDefinition], list[SensorDefinition]]:
-    """The schedules and sensors, parameterised by the settings."""
+def build_sensors(settings: Settings) -> list[SensorDefinition]:
+    """The sensors; their intervals and thresholds come from the settings."""
 
     @sensor(
         job=triage_job,
@@ -102,26 +85,12 @@ def build_automation(settings: Settings) -> tuple[list[ScheduleDefinition], list
     def queued_batches_sensor(context: SensorEvaluationContext, services: TriageServices) -> SensorResult:
         cursor = QueuedCursor.parse(context.cursor)
         since = cursor.newest - CURSOR_OVERLAP if cursor.newest else None
-        batches = services.container.launchable_batches.execute(LaunchableBatchesQuery(since=since))
+        batches = services.use(ListLaunchableBatches).execute(LaunchableBatchesQuery(since=since))
         fresh = [b for b in batches if str(b.id) not in cursor.launched]
         next_cursor = cursor.advance(batches).dump()
         if not fresh:
             return SensorResult(skip_reason=SkipReason("no newly queued batch"), cursor=next_cursor)
         return SensorResult(run_requests=[run_request_for(b, settings) for b in fresh], cursor=next_cursor)
-
-    @schedule(
-        job=triage_job,
-        cron_schedule=settings.triage_schedule_cron,
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Creates a batch of eligible jobs (new ones and FAILED ones with attempts left).",
-    )
-    def triage_schedule(context: ScheduleEvaluationContext, services: TriageServices) -> RunRequest | SkipReason:
-        created = services.container.create_batch.execute(
-            CreateBatchCommand(max_items=settings.batch_max_items, origin=BatchOrigin.SCHEDULE)
-        )
-        if created is None:
-            return SkipReason("no eligible triage job")
-        return run_request_for(created.batch, settings)
 
     @sensor(
         job=triage_job,
@@ -133,11 +102,11 @@ def build_automation(settings: Settings) -> tuple[list[ScheduleDefinition], list
         ),
     )
     def backlog_sensor(context: SensorEvaluationContext, services: TriageServices) -> RunRequest | SkipReason:
-        backlog = services.container.backlog.execute(BacklogQuery())
+        backlog = services.use(GetBacklog).execute(BacklogQuery())
         too_old = backlog.oldest_age is not None and backlog.oldest_age >= timedelta(seconds=settings.backlog_max_age_s)
         if backlog.eligible < settings.backlog_min_jobs and not too_old:
             return SkipReason(f"{backlog.eligible} eligible job(s), under the thresholds")
-        created = services.container.create_batch.execute(
+        created = services.use(CreateBatch).execute(
             CreateBatchCommand(max_items=settings.batch_max_items, origin=BatchOrigin.BACKLOG_SENSOR)
         )
         if created is None:
@@ -150,7 +119,7 @@ def build_automation(settings: Settings) -> tuple[list[ScheduleDefinition], list
         description="Fails jobs RUNNING past their lease (a crashed run) so they are retried; closes ended batches.",
     )
     def stuck_jobs_sensor(context: SensorEvaluationContext, services: TriageServices) -> SkipReason:
-        report = services.container.recover.execute(RecoverCommand(lease=timedelta(seconds=settings.job_lease_s)))
+        report = services.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(seconds=settings.job_lease_s)))
         if report.jobs_recovered or report.batches_finished:
             context.log.warning(
                 f"recovered {report.jobs_recovered} job(s), finished {report.batches_finished} batch(es)"
@@ -160,4 +129,4 @@ def build_automation(settings: Settings) -> tuple[list[ScheduleDefinition], list
             f"at {datetime.now(UTC).isoformat(timespec='seconds')}"
         )
 
-    return [triage_schedule], [queued_batches_sensor, backlog_sensor, stuck_jobs_sensor]
+    return [queued_batches_sensor, backlog_sensor, stuck_jobs_sensor]

@@ -18,13 +18,21 @@ from dagster import (
 )
 from pydantic import Field
 
-from triage_pipeline.application.batches import BatchStatusQuery, CreateBatchCommand, FinishBatchCommand
-from triage_pipeline.application.log_queries import BatchLogsQuery
-from triage_pipeline.application.triage import TriageJobsCommand, TriageOutcome
+from triage_pipeline.application.batches import (
+    BatchStatusQuery,
+    CreateBatch,
+    CreateBatchCommand,
+    FinishBatch,
+    FinishBatchCommand,
+    GetBatchProgress,
+    ListBatchItems,
+)
+from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand, TriageOutcome
+from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.log_report import report_metadata
 from triage_pipeline.domain.batch import BatchOrigin
 from triage_pipeline.domain.statuses import BatchStatus
-from triage_pipeline.log_report import report_metadata
-from triage_pipeline.resources import TriageServices
 
 TRIAGE_LOGS_ASSET = "triage_job_logs"
 
@@ -52,10 +60,9 @@ def plan_batch(
     context: OpExecutionContext, config: TriageRunConfig, services: TriageServices
 ) -> Iterator[Output[dict[str, Any]] | DynamicOutput[dict[str, Any]]]:
     """Yield the batch summary, then one dynamic output per chunk of job ids."""
-    container = services.container
     if config.batch_id:
         batch_id = UUID(config.batch_id)
-        progress = container.batch_progress.execute(BatchStatusQuery(batch_id))
+        progress = services.use(GetBatchProgress).execute(BatchStatusQuery(batch_id))
         if progress.batch.status is not BatchStatus.RUNNING:
             # A late or repeated run of a batch that recovery already closed: its jobs belong to others now.
             yield Output(
@@ -64,10 +71,12 @@ def plan_batch(
                 metadata={"status": "ALREADY_DONE", "batch_id": str(batch_id), "total_items": 0},
             )
             return
-        job_ids = [str(item.job_id) for item in container.batch_job_ids.execute(batch_id)]
+        job_ids = [str(item.job_id) for item in services.use(ListBatchItems).execute(batch_id)]
         origin = "queued"
     else:
-        created = container.create_batch.execute(CreateBatchCommand(max_items=config.max_items, origin=BatchOrigin.RUN))
+        created = services.use(CreateBatch).execute(
+            CreateBatchCommand(max_items=config.max_items, origin=BatchOrigin.RUN)
+        )
         if created is None:
             yield Output(
                 {"batch_id": None, "total_items": 0},
@@ -101,7 +110,7 @@ def triage_chunk(
     context: OpExecutionContext, config: TriageRunConfig, services: TriageServices, chunk: dict[str, Any]
 ) -> dict[str, int]:
     """Counts of DONE / FAILED / SKIPPED jobs in the chunk (a retried step skips jobs already ended)."""
-    results = services.container.triage_jobs.execute(
+    results = services.use(TriageJobs).execute(
         TriageJobsCommand(
             job_ids=[UUID(j) for j in chunk["job_ids"]],
             batch_id=UUID(chunk["batch_id"]),
@@ -120,10 +129,9 @@ def finish_batch(
     context: OpExecutionContext, services: TriageServices, batch: dict[str, Any], chunk_counts: list[dict[str, int]]
 ) -> Iterator[AssetMaterialization | Output[dict[str, Any]]]:
     """Close the batch, then record the report of its logs on the `triage_job_logs` asset."""
-    container = services.container
     batch_id = UUID(batch["batch_id"])
-    finished = container.finish_batch.execute(FinishBatchCommand(batch_id))
-    report = container.batch_logs.execute(BatchLogsQuery(batch_id))
+    finished = services.use(FinishBatch).execute(FinishBatchCommand(batch_id))
+    report = services.use(GetBatchLogs).execute(BatchLogsQuery(batch_id))
     yield AssetMaterialization(
         asset_key=TRIAGE_LOGS_ASSET,
         description=f"Attempts of batch {batch_id}",

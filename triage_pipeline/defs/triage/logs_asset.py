@@ -1,13 +1,22 @@
-"""The `triage_job_logs` asset: a report of triage attempts, with its health checks."""
+"""The `triage_job_logs` asset: a report of triage attempts, with its health checks and their schedule."""
 
 from datetime import timedelta
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MaterializeResult, asset, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetSelection,
+    MaterializeResult,
+    ScheduleDefinition,
+    asset,
+    asset_check,
+    define_asset_job,
+)
 
-from triage_pipeline.application.log_queries import BatchLogsQuery
-from triage_pipeline.application.recovery import ExpiredLeasesQuery
-from triage_pipeline.log_report import report_metadata
-from triage_pipeline.resources import TriageServices
+from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
+from triage_pipeline.application.recovery import CountExpiredLeases, ExpiredLeasesQuery
+from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.log_report import report_metadata
 
 
 @asset(
@@ -20,15 +29,15 @@ from triage_pipeline.resources import TriageServices
 )
 def triage_job_logs(services: TriageServices) -> MaterializeResult[None]:
     """Report the attempts of the batch that finished last."""
-    report = services.container.batch_logs.execute(BatchLogsQuery())
+    report = services.use(GetBatchLogs).execute(BatchLogsQuery())
     return MaterializeResult(metadata=report_metadata(report.batch, report.logs))
 
 
 @asset_check(asset=triage_job_logs, description="No triage job is RUNNING past its lease (a crashed worker).")
 def no_job_running_past_lease(services: TriageServices) -> AssetCheckResult:
     """Fails while a job is RUNNING longer than JOB_LEASE_S (recovery will pick it up)."""
-    settings = services.container.settings
-    stuck = services.container.expired_leases.execute(ExpiredLeasesQuery(lease=timedelta(seconds=settings.job_lease_s)))
+    settings = services.settings
+    stuck = services.use(CountExpiredLeases).execute(ExpiredLeasesQuery(lease=timedelta(seconds=settings.job_lease_s)))
     return AssetCheckResult(
         passed=stuck == 0,
         severity=AssetCheckSeverity.WARN,
@@ -39,8 +48,8 @@ def no_job_running_past_lease(services: TriageServices) -> AssetCheckResult:
 @asset_check(asset=triage_job_logs, description="The failure rate of the last finished batch is under the threshold.")
 def last_batch_failure_rate(services: TriageServices) -> AssetCheckResult:
     """Fails when more than FAILURE_RATE_THRESHOLD of the last batch's attempts failed."""
-    threshold = services.container.settings.failure_rate_threshold
-    report = services.container.batch_logs.execute(BatchLogsQuery())
+    threshold = services.settings.failure_rate_threshold
+    report = services.use(GetBatchLogs).execute(BatchLogsQuery())
     total = len(report.logs)
     failed = sum(1 for log in report.logs if log.error_class is not None)
     rate = failed / total if total else 0.0
@@ -53,3 +62,11 @@ def last_batch_failure_rate(services: TriageServices) -> AssetCheckResult:
             "attempts": total,
         },
     )
+
+
+triage_health_checks = define_asset_job(
+    "triage_health_checks", selection=AssetSelection.checks_for_assets(triage_job_logs)
+)
+triage_health_checks_schedule = ScheduleDefinition(
+    name="triage_health_checks_schedule", job=triage_health_checks, cron_schedule="*/15 * * * *"
+)

@@ -5,13 +5,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset, define_asset_job
 from pydantic import Field
 
-from triage_pipeline.application.evaluation import EvaluateCommand, comparison_rows
-from triage_pipeline.evaluation_plot import plot_confusions
+from triage_pipeline.application.evaluation import EvaluateCommand, EvaluatePrompts, comparison_rows
+from triage_pipeline.defs.quality.confusion_plot import plot_confusions
+from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sample_path, sha256_of
-from triage_pipeline.resources import TriageServices
 
 
 class EvaluationConfig(Config):
@@ -36,7 +36,7 @@ def prompt_evaluation(
     """Evaluate, store the runs, and attach the figures and a confusion-matrix PNG per version."""
     path = Path(config.file) if config.file else sample_path()
     items = read_labelled(path, config.limit or None)
-    results = services.container.evaluate.execute(
+    results = services.use(EvaluatePrompts).execute(
         EvaluateCommand(
             items=items,
             dataset=path.name,
@@ -66,3 +66,6 @@ def prompt_evaluation(
         metadata[f"v{version}_confusion_png"] = MetadataValue.path(str(png))
     metadata["corrections"] = MetadataValue.json(results[0].corrections)
     return MaterializeResult(metadata=metadata)
+
+
+prompt_evaluation_job = define_asset_job("prompt_evaluation_job", selection=[prompt_evaluation])

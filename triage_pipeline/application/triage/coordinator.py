@@ -1,0 +1,190 @@
+"""Triage many jobs: one coordinating thread does the database work, a bounded pool asks the LLM.
+
+See "What the profiles showed" in the README: each transaction of the coordinator records the attempts
+that just ended and starts as many jobs as there are free LLM slots, with one locking read and one
+statement per table however many jobs it holds; the LLM threads never touch the database.
+"""
+
+import logging
+import math
+import queue
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from triage_pipeline.application.triage.attempts import (
+    Attempt,
+    Started,
+    TriageAttempts,
+    TriageOutcome,
+    TriageResult,
+    result_of,
+)
+from triage_pipeline.application.triage.one_job import TriageOneJob
+from triage_pipeline.domain.ports import UnitOfWorkFactory
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
+from triage_pipeline.domain.ticket import Ticket
+from triage_pipeline.domain.triage_job import TriageJob
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TriageJobsCommand:
+    """Triage several jobs of one batch with at most `concurrency` LLM calls at once."""
+
+    job_ids: Sequence[UUID]
+    batch_id: UUID | None = None
+    concurrency: int = 16
+    prompt_name: str = DEFAULT_PROMPT_NAME
+
+
+class TriageJobs:
+    """Triage a list of jobs with at most `concurrency` LLM calls in flight, one prompt version for all.
+
+    One coordinating thread (the caller's) owns the database work: each of its transactions records the
+    attempts that ended since the last one and starts as many jobs as there are free LLM slots, so jobs
+    start just before their LLM call (their lease runs from there) and a job is DONE exactly when its
+    log and its ticket's answer commit. When such a grouped transaction fails, its attempts are recorded
+    and its jobs started one by one, so one bad row never holds the others back; errors are raised once
+    every job of the list has been dealt with, as a thread pool would.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, triage_one: TriageOneJob) -> None:
+        self._uow = uow
+        self._attempts = triage_one.attempts
+
+    def execute(self, command: TriageJobsCommand) -> list[TriageResult]:
+        """The result of every job, in input order."""
+        if command.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if not command.job_ids:
+            return []
+        with self._uow() as uow:
+            prompt = uow.prompts.active(command.prompt_name)
+        return _Coordinator(self._attempts, command, prompt).run()
+
+
+# Jobs started ahead of a free LLM slot, as a fraction of the concurrency: a slot whose call ends takes
+# the next started job at once instead of waiting for the coordinator's next transaction, so the
+# database's latency (a few round trips per transaction, more on a busy machine) does not idle the slots.
+# Such a job is RUNNING a little before its call: at most this fraction of one LLM latency on average.
+START_AHEAD = 0.5
+
+
+class _Coordinator:
+    """The loop of one `TriageJobs.execute`: group transactions in this thread, LLM calls in a pool.
+
+    At most `concurrency` calls are in flight (one per pool thread) and at most `concurrency x
+    (1 + START_AHEAD)` jobs of the list are RUNNING at once.
+    """
+
+    def __init__(self, attempts: TriageAttempts, command: TriageJobsCommand, prompt: Prompt | None) -> None:
+        self._attempts = attempts
+        self._command = command
+        self._prompt = prompt
+        self._job_ids = list(command.job_ids)
+        self._results: list[TriageResult | None] = [None] * len(self._job_ids)
+        self._errors: list[Exception] = []
+        self._ready: queue.SimpleQueue[tuple[int, Started] | None] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[tuple[int, Attempt]] = queue.SimpleQueue()
+
+    def run(self) -> list[TriageResult]:
+        limit = min(self._command.concurrency, len(self._job_ids))
+        most_running = limit + math.ceil(limit * START_AHEAD)
+        pending = deque(range(len(self._job_ids)))
+        running = 0  # started and not yet recorded: waiting for a slot, being asked, or just ended
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="triage") as pool:
+            for _ in range(limit):
+                pool.submit(self._work)
+            try:
+                while pending or running:
+                    ended: list[tuple[int, Attempt]] = []
+                    if running and (running >= most_running or not pending):
+                        ended.append(self._finished.get())
+                    while True:
+                        try:
+                            ended.append(self._finished.get_nowait())
+                        except queue.Empty:
+                            break
+                    running -= len(ended)
+                    to_start = [pending.popleft() for _ in range(min(most_running - running, len(pending)))]
+                    for item in self._step(ended, to_start):
+                        self._ready.put(item)
+                        running += 1
+            finally:
+                for _ in range(limit):
+                    self._ready.put(None)  # after the started jobs: each thread asks those, then stops
+        if self._errors:
+            raise self._errors[0]
+        missing = [self._job_ids[i] for i, result in enumerate(self._results) if result is None]
+        if missing:  # never drop a job silently
+            raise RuntimeError(f"no result for triage jobs {missing[:10]}")
+        return [result for result in self._results if result is not None]
+
+    def _work(self) -> None:
+        """A pool thread: ask the LLM about started jobs, one at a time, until told to stop."""
+        while (item := self._ready.get()) is not None:
+            position, started = item
+            try:
+                attempt = self._attempts.ask(started, self._command.prompt_name)
+            except BaseException as exc:  # `ask` catches every Exception; this is a last resort
+                failure = exc if isinstance(exc, Exception) else RuntimeError(f"LLM call interrupted: {exc!r}")
+                self._finished.put((position, Attempt(started, None, failure, 0, self._command.prompt_name)))
+                raise
+            self._finished.put((position, attempt))
+
+    def _step(self, ended: list[tuple[int, Attempt]], to_start: list[int]) -> list[tuple[int, Started]]:
+        """One transaction: record the ended attempts, start the jobs at these positions."""
+        batch_id = self._command.batch_id
+        new_ids = [self._job_ids[p] for p in to_start]
+        try:
+            # One locking read: the jobs whose attempts ended (still RUNNING in that attempt?) and those to start.
+            with self._attempts.transaction(batch_id, [attempt.started.job.id for _, attempt in ended] + new_ids) as tx:
+                recorded = [tx.record(attempt) for _, attempt in ended]
+                started = tx.start(new_ids)
+                tx.commit()
+        except Exception:
+            logger.warning("a grouped triage transaction failed; retrying its jobs one by one", exc_info=True)
+            return self._step_one_by_one(ended, to_start)
+        for (position, attempt), done in zip(ended, recorded, strict=True):
+            self._results[position] = result_of(attempt, done, batch_id)
+        return self._positions(to_start, started, tx.now)
+
+    def _positions(
+        self, to_start: list[int], started: list[tuple[TriageJob, Ticket]], now: datetime
+    ) -> list[tuple[int, Started]]:
+        """Pair started jobs with their positions; the other positions are SKIPPED."""
+        by_id = {job.id: (job, ticket) for job, ticket in started}
+        runs: list[tuple[int, Started]] = []
+        for position in to_start:
+            job_id = self._job_ids[position]
+            pair = by_id.pop(job_id, None)
+            if pair is None:
+                self._results[position] = TriageResult(job_id, TriageOutcome.SKIPPED)
+            else:
+                runs.append((position, Started(pair[0], pair[1], self._prompt, now)))
+        return runs
+
+    def _step_one_by_one(self, ended: list[tuple[int, Attempt]], to_start: list[int]) -> list[tuple[int, Started]]:
+        batch_id = self._command.batch_id
+        for position, attempt in ended:
+            try:
+                self._results[position] = self._attempts.record_alone(attempt, batch_id)
+            except Exception as exc:  # the database itself fails: the job stays RUNNING until its lease ends
+                self._errors.append(exc)
+        runs: list[tuple[int, Started]] = []
+        for position in to_start:
+            job_id = self._job_ids[position]
+            try:
+                with self._attempts.transaction(batch_id, [job_id]) as tx:
+                    started = tx.start([job_id])
+                    tx.commit()
+            except Exception as exc:
+                self._errors.append(exc)
+                continue
+            runs.extend(self._positions([position], started, tx.now))
+        return runs

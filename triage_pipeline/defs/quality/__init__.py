@@ -1,0 +1,1 @@
+"""Group `quality`: the evaluation of prompt versions on a labelled file."""

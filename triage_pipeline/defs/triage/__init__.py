@@ -1,0 +1,1 @@
+"""Group `triage`: the triage job (plan -> chunks -> finish), what launches it, and its audit-log asset."""

@@ -1,0 +1,135 @@
+"""Tickets in table `tickets`, and the opaque cursors of their newest-first pages."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from typing import cast
+from uuid import UUID
+
+from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from triage_pipeline.domain.exceptions import DuplicateTicket, InvalidCursor
+from triage_pipeline.domain.ports import TicketPage
+from triage_pipeline.domain.statuses import TicketStatus
+from triage_pipeline.domain.ticket import Ticket
+from triage_pipeline.infrastructure.db.bulk_statements import (
+    INSERT_NEW_TICKETS,
+    TICKET_COLUMNS,
+    UPDATE_TICKETS,
+    as_arrays,
+    json_text,
+)
+from triage_pipeline.infrastructure.db.mappers import ticket_from_row, ticket_to_values
+from triage_pipeline.infrastructure.db.models import TicketRow
+
+_TICKETS = cast(Table, TicketRow.__table__)
+# Single intake (one ticket per request): a Core statement built once; its VALUES are compiled once per set of keys.
+_INSERT_TICKET = (
+    insert(_TICKETS).on_conflict_do_nothing(constraint="uq_tickets_owner_external_id").returning(_TICKETS.c.id)
+)
+
+
+def encode_cursor(created_at: datetime, ticket_id: UUID) -> str:
+    """An opaque cursor pointing just after this ticket in newest-first order."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ticket_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """The (created_at, id) a cursor points after; InvalidCursor when it is not one of ours."""
+    try:
+        created, ticket_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return moment, UUID(ticket_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor(cursor) from exc
+
+
+class SqlTicketRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, ticket: Ticket) -> None:
+        """Store a new ticket; DuplicateTicket when (owner, external_id) is taken."""
+        inserted = self._session.connection().execute(_INSERT_TICKET, ticket_to_values(ticket)).scalar_one_or_none()
+        if inserted is None:
+            existing = self.find_by_external_id(ticket.owner_id, ticket.external_id)
+            raise DuplicateTicket(ticket.owner_id, ticket.external_id, existing.id if existing else None)
+
+    def add_many_new(self, tickets: Sequence[Ticket]) -> dict[tuple[UUID, str], UUID]:
+        """Insert in one statement; return {(owner, external_id): existing id} of those already there."""
+        if not tickets:
+            return {}
+        columns = as_arrays([ticket_to_values(t) for t in tickets], TICKET_COLUMNS)
+        columns["triage_result"] = [json_text(value) for value in columns["triage_result"]]
+        inserted = set(self._session.connection().execute(INSERT_NEW_TICKETS, columns).scalars())
+        skipped = [(t.owner_id, t.external_id) for t in tickets if t.id not in inserted]
+        if not skipped:
+            return {}
+        rows = self._session.execute(
+            select(TicketRow.owner_id, TicketRow.external_id, TicketRow.id).where(
+                tuple_(TicketRow.owner_id, TicketRow.external_id).in_(skipped)
+            )
+        )
+        return {(owner_id, external_id): ticket_id for owner_id, external_id, ticket_id in rows}
+
+    def get(self, ticket_id: UUID) -> Ticket | None:
+        row = self._session.get(TicketRow, ticket_id, populate_existing=True)
+        return ticket_from_row(row) if row else None
+
+    def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None:
+        """The ticket of this owner with this external id, or None."""
+        row = self._session.scalars(
+            select(TicketRow).where(TicketRow.owner_id == owner_id, TicketRow.external_id == external_id)
+        ).one_or_none()
+        return ticket_from_row(row) if row else None
+
+    def update(self, ticket: Ticket) -> None:
+        values = ticket_to_values(ticket)
+        del values["id"], values["created_at"]
+        self._session.execute(update(TicketRow).where(TicketRow.id == ticket.id).values(**values))
+
+    def update_many(self, tickets: Sequence[Ticket]) -> None:
+        """Save the triage state (status, answer, updated_at) of many tickets in one statement.
+
+        Owner, external id, title and description never change after creation, so they are not rewritten.
+        """
+        if tickets:
+            self._session.connection().execute(
+                UPDATE_TICKETS,
+                {
+                    "id": [t.id for t in tickets],
+                    "status": [t.status.value for t in tickets],
+                    "category": [t.answer.category if t.answer else None for t in tickets],
+                    "priority": [t.answer.priority.value if t.answer else None for t in tickets],
+                    "triage_result": [json_text(t.answer.as_dict()) if t.answer else None for t in tickets],
+                    "updated_at": [t.updated_at for t in tickets],
+                },
+            )
+
+    def list(
+        self,
+        *,
+        status: TicketStatus | None,
+        owner_id: UUID | None,
+        limit: int,
+        cursor: str | None,
+    ) -> TicketPage:
+        """Tickets newest first, filtered, one page at a time (keyset pagination)."""
+        query = select(TicketRow)
+        if status is not None:
+            query = query.where(TicketRow.status == status.value)
+        if owner_id is not None:
+            query = query.where(TicketRow.owner_id == owner_id)
+        if cursor is not None:
+            created_at, last_id = decode_cursor(cursor)
+            query = query.where(tuple_(TicketRow.created_at, TicketRow.id) < tuple_(created_at, last_id))
+        rows = list(
+            self._session.scalars(query.order_by(TicketRow.created_at.desc(), TicketRow.id.desc()).limit(limit + 1))
+        )
+        next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        return TicketPage(items=[ticket_from_row(r) for r in rows[:limit]], next_cursor=next_cursor)
