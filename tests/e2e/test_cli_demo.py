@@ -10,6 +10,7 @@ import uvicorn
 from api.main import create_app
 from tests.support.auth import ADMIN_API_KEY
 from tests.support.fake_ollama import FakeOllama
+from tests.support.live_server import serving
 from triage_pipeline.application.batches import (
     CreateBatch,
     CreateBatchCommand,
@@ -34,8 +35,6 @@ def api_url(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Ite
     """The API on a free loopback port, plus a thread that processes every queued batch."""
     llm = OllamaClient(base_url=fake_ollama.url, model="fake-model")
     container = Container(Settings(admin_api_key=ADMIN_API_KEY), database_url=database_url, llm=llm)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning"))
     stop = threading.Event()
 
     def process_queued_batches() -> None:
@@ -46,16 +45,12 @@ def api_url(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Ite
                 container.use(FinishBatch).execute(FinishBatchCommand(batch.id))
             time.sleep(0.2)
 
-    threads = [threading.Thread(target=server.run), threading.Thread(target=process_queued_batches)]
-    for thread in threads:
-        thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    stop.set()
-    server.should_exit = True
-    for thread in threads:
-        thread.join(timeout=10)
+    processor = threading.Thread(target=process_queued_batches)
+    with serving(create_app(container)) as (url, _):
+        processor.start()
+        yield url
+        stop.set()
+        processor.join(timeout=10)
     container.close()
 
 
@@ -78,15 +73,8 @@ def test_demo_says_clearly_when_the_api_is_not_running(capsys: pytest.CaptureFix
 def api_without_pipeline(database_url: str, clean_db: object) -> Iterator[tuple[str, Container, uvicorn.Server]]:
     """The API on a free loopback port with nothing processing its batches (a busy or stopped pipeline)."""
     container = Container(Settings(admin_api_key=ADMIN_API_KEY), database_url=database_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", container, server
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(container)) as (url, server):
+        yield url, container, server
     container.close()
 
 

@@ -62,3 +62,15 @@ def test_compose_webserver_and_daemon_share_one_code_server() -> None:
     for name in ("dagster-webserver", "dagster-daemon"):
         assert "docker/workspace.yaml" in services[name]["command"]
         assert services[name]["depends_on"]["dagster-code-server"]["condition"] == "service_healthy"
+
+
+def test_pyproject_points_dagster_and_dg_at_the_one_definitions_module() -> None:
+    import tomllib
+
+    from triage_pipeline.cli.dagster_processes import CODE_LOCATION, DEFINITIONS_MODULE
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    assert tool["dagster"]["module_name"] == DEFINITIONS_MODULE
+    assert tool["dg"]["project"]["code_location_target_module"] == DEFINITIONS_MODULE
+    assert tool["dg"]["project"]["defs_module"] == "triage_pipeline.defs"
+    assert tool["dagster"]["code_location_name"] == tool["dg"]["project"]["code_location_name"] == CODE_LOCATION

@@ -1,9 +1,10 @@
-"""The API served by a real uvicorn on a loopback port, in a background thread (tests and benchmarks)."""
+"""An ASGI app served by a real uvicorn on a loopback port, in a background thread (tests and benchmarks)."""
 
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -13,20 +14,13 @@ from triage_pipeline.infrastructure.embedded_postgres import free_port
 
 
 @contextmanager
-def live_api(container: Container, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0) -> Iterator[str]:
-    """Serve `create_app(container)` until the block ends; yields the base URL."""
+def serving(
+    app: Any, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0, **config: Any
+) -> Iterator[tuple[str, uvicorn.Server]]:
+    """Serve `app` until the block ends; yields its base URL and the server (set `should_exit` to stop it early)."""
     port = free_port(host)
-    config = uvicorn.Config(
-        create_app(container),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        backlog=2048,
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **config))
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
     while not server.started:
@@ -37,7 +31,15 @@ def live_api(container: Container, *, host: str = "127.0.0.1", startup_timeout_s
             raise RuntimeError(f"uvicorn did not start within {startup_timeout_s} s")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host}:{port}", server
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def live_api(container: Container, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve `create_app(container)` until the block ends; yields the base URL."""
+    app = create_app(container)
+    with serving(app, host=host, startup_timeout_s=startup_timeout_s, backlog=2048, timeout_keep_alive=30) as (url, _):
+        yield url
