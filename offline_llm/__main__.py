@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"offline LLM: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 4
-    print(banner(backend, args.host, args.port), file=sys.stderr, flush=True)
+    if log_level in ("DEBUG", "INFO"):  # `triage run` asks for WARNING and prints its own one-line summary
+        print(banner(backend, args.host, args.port), file=sys.stderr, flush=True)
     logger.info(
         "offline LLM serving",
         extra={"fields": {"model": backend.model_name, "port": args.port, "quality": "demo, not production"}},

@@ -111,7 +111,10 @@ class Supervisor:
             if "LLM_CONCURRENCY" not in os.environ:
                 env["LLM_CONCURRENCY"] = "1"
             self._start_offline_llm(env)
-            print(f"LLM           offline demo model at {llm_url} (demo quality, not production triage)")
+            print(
+                f"LLM           offline demo model {s.llm_model} at {llm_url} "
+                "(demo quality, not production triage: set LLM_BASE_URL to an Ollama for real use)"
+            )
         else:
             print(f"LLM           {llm_url}, model {s.llm_model}")
         env["LLM_BASE_URL"] = llm_url
@@ -173,7 +176,9 @@ class Supervisor:
         self._check_port("127.0.0.1", port, "OFFLINE_LLM_PORT")
         self._spawn(
             "offline-llm",
-            [sys.executable, "-m", "offline_llm", "--port", str(port)],
+            # Its banner and start lines would repeat the summary `triage run` prints (unless LOG_LEVEL=DEBUG).
+            [sys.executable, "-m", "offline_llm", "--port", str(port)]
+            + ([] if self.settings.log_level == "DEBUG" else ["--log-level", "WARNING"]),
             env,
         )
         deadline = time.monotonic() + LLM_START_TIMEOUT_S
