@@ -282,11 +282,9 @@ class Postgres:
         self.server = EmbeddedPostgres(data_dir=self.workdir / "pg", port=free_port(), fast_unsafe=self.fast_unsafe)
 
     def start(self) -> None:
-        """Start the server."""
         self.server.start()
 
     def stop(self) -> None:
-        """Stop the server."""
         self.server.stop()
 
     def database(self, name: str, *, migrate: bool = True) -> str:
@@ -370,7 +368,7 @@ class FakeLlm:
         return self.command("stats")
 
     def close(self) -> None:
-        """Stop the process."""
+        """SIGTERM, then SIGKILL if it has not exited within 10 s: may block that long."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -424,7 +422,6 @@ class Sampler:
         return root_role
 
     def sample_once(self) -> None:
-        """Take one sample."""
         table = proc_table()
         now = uptime()
         summed: dict[str, int] = {}

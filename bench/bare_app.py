@@ -24,8 +24,6 @@ INSERT = text(
 
 
 class Body(BaseModel):
-    """The ticket fields."""
-
     owner_id: UUID = DEFAULT_OWNER_ID
     external_id: str
     title: str
@@ -33,8 +31,6 @@ class Body(BaseModel):
 
 
 class Created(BaseModel):
-    """The new ticket's id."""
-
     id: UUID
 
 

@@ -74,7 +74,6 @@ def load_tickets(limit: int | None) -> list[dict[str, Any]]:
 
 
 def free_port() -> int:
-    """A free TCP port on loopback."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -113,8 +112,6 @@ def start_server(model: str, port: int, log_path: Path, extra: list[str]) -> sub
 
 @dataclass
 class Result:
-    """The figures of one model."""
-
     model: str
     served_as: str = ""
     n: int = 0
@@ -227,7 +224,6 @@ def report(results: list[Result], tickets: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["smollm2", "gemma3-270m"])
     parser.add_argument("--limit", type=int, default=None, help="only the first N tickets")

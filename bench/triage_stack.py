@@ -496,7 +496,7 @@ class RunWorkerProfiler:
         self._thread = threading.Thread(target=self._watch, name="profiler", daemon=True)
 
     def start(self) -> "RunWorkerProfiler":
-        """Watch for run workers."""
+        """Watch in a background thread until `stop()`; each run worker's profile goes to its own file in `out_dir`."""
         self._out.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self

@@ -124,7 +124,6 @@ class LlamaCppBackend:
 
     @property
     def model_name(self) -> str:
-        """The Ollama name clients ask for."""
         return self.spec.ollama_name
 
     def describe(self) -> ServedModel:

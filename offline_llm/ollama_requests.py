@@ -100,5 +100,5 @@ class ShowRequest(BaseModel):
 
     @property
     def requested(self) -> str:
-        """The model name asked for."""
+        """`model`, else `name` (older clients); never empty, the validator rejects a body without either."""
         return self.model or self.name

@@ -27,8 +27,6 @@ _SAMPLER_OPTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """How to sample one answer."""
-
     arguments: dict[str, float | int]
     """Keyword arguments of `Llama.create_completion` (temperature, top_k, seed, ...)."""
     stop: tuple[str, ...]

@@ -62,12 +62,10 @@ class Container:
 
     @cached_property
     def uow(self) -> SqlUnitOfWorkFactory:
-        """Unit-of-work factory."""
         return SqlUnitOfWorkFactory(self.engine)
 
     @cached_property
     def llm(self) -> LlmGateway:
-        """The LLM gateway (Ollama protocol)."""
         if self._llm is not None:
             return self._llm
         return OllamaClient(

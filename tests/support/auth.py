@@ -5,7 +5,6 @@ ADMIN_API_KEY = "test-admin-key-7c2f9e41b8d3a5f0"
 
 
 def bearer(token: str) -> dict[str, str]:
-    """The Authorization header of a key."""
     return {"Authorization": f"Bearer {token}"}
 
 

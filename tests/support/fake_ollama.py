@@ -167,7 +167,7 @@ class FakeOllama:
 
     @property
     def port(self) -> int:
-        """The bound port."""
+        """The port actually bound (the one the OS chose for `port=0`); RuntimeError unless the server is running."""
         if self._server is None:
             raise RuntimeError("fake Ollama is not running")
         return int(self._server.server_address[1])
@@ -252,7 +252,6 @@ class FakeOllama:
 
     @property
     def last_chat_request(self) -> dict[str, Any] | None:
-        """The last chat request body, or None."""
         with self._lock:
             return self._chat_requests[-1] if self._chat_requests else None
 

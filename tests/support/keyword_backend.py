@@ -52,7 +52,6 @@ class KeywordTriageBackend:
 
     @property
     def model_name(self) -> str:
-        """The Ollama name this backend answers to."""
         return self.name
 
     def describe(self) -> ServedModel:

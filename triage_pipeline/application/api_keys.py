@@ -65,7 +65,6 @@ class IssueApiKey:
         self._clock = clock
 
     def execute(self, command: IssueApiKeyCommand) -> IssuedApiKey:
-        """The key and its one-time token."""
         with self._uow() as uow:
             if command.owner_id is not None and uow.owners.get(command.owner_id) is None:
                 raise NotFound("owner", command.owner_id)
@@ -101,7 +100,6 @@ class RegisterOwner:
         self._clock = clock
 
     def execute(self, command: RegisterOwnerCommand) -> RegisteredOwner:
-        """The owner and its key."""
         now = self._clock.now()
         owner = Owner(id=uuid4(), name=command.name, created_at=now, updated_at=now)
         with self._uow() as uow:
@@ -151,8 +149,6 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True)
 class RevokeApiKeyCommand:
-    """Revoke one key."""
-
     key_id: UUID
 
 
@@ -164,7 +160,6 @@ class RevokeApiKey:
         self._clock = clock
 
     def execute(self, command: RevokeApiKeyCommand) -> ApiKey:
-        """The revoked key."""
         with self._uow() as uow:
             key = uow.api_keys.get(command.key_id)
             if key is None:

@@ -99,8 +99,6 @@ class FinishBatch:
 
 @dataclass(frozen=True, slots=True)
 class BatchStatusQuery:
-    """Read a batch's progress."""
-
     batch_id: UUID
 
 
@@ -114,7 +112,6 @@ class BatchProgress:
 
     @property
     def finished_at(self) -> datetime | None:
-        """When the batch finished, if it has."""
         return self.batch.finished_at
 
 
@@ -156,7 +153,7 @@ class ListLaunchableBatches:
 
 @dataclass(frozen=True, slots=True)
 class BacklogQuery:
-    """How much eligible work is waiting."""
+    """No parameters: it exists so that every use case keeps the one `execute(command)` shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +172,6 @@ class GetBacklog:
         self._clock = clock
 
     def execute(self, command: BacklogQuery) -> Backlog:
-        """The backlog now."""
         with self._uow() as uow:
             count = uow.jobs.count_eligible()
             oldest = uow.jobs.oldest_eligible_created_at() if count else None

@@ -82,7 +82,7 @@ class RetriageTicket:
         self._clock = clock
 
     def execute(self, command: RetriageCommand) -> tuple[Ticket, TriageJob]:
-        """The requeued ticket and its new job."""
+        """NotFound for an unknown ticket; RetriageNotAllowed while its latest job may still run or be retried."""
         with self._uow() as uow:
             ticket = uow.tickets.get(command.ticket_id)
             if ticket is None:
@@ -113,7 +113,7 @@ class RetriageTicket:
 
 @dataclass(frozen=True, slots=True)
 class CorrectionsAsLabelsQuery:
-    """Every corrected ticket as labelled data."""
+    """No parameters: it exists so that every use case keeps the one `execute(command)` shape."""
 
 
 class ExportCorrectionsAsLabels:

@@ -150,7 +150,7 @@ class EvaluatePrompts:
 
 @dataclass(frozen=True, slots=True)
 class ListEvaluationsQuery:
-    """Stored runs of a prompt name."""
+    """An empty `versions` means every version of `prompt_name`."""
 
     prompt_name: str = DEFAULT_PROMPT_NAME
     versions: Sequence[int] = ()
@@ -163,7 +163,6 @@ class ListEvaluations:
         self._uow = uow
 
     def execute(self, command: ListEvaluationsQuery) -> list[EvaluationRun]:
-        """The runs."""
         with self._uow() as uow:
             return uow.evaluations.list(command.prompt_name, command.versions)
 

@@ -18,15 +18,13 @@ class BatchLogsQuery:
 
 @dataclass(frozen=True, slots=True)
 class BatchLogs:
-    """A batch and every attempt made in it."""
+    """`batch` is None, and `logs` empty, when the last finished batch was asked for and none has finished yet."""
 
     batch: TriageJobBatch | None
     logs: list[TriageJobLog]
 
 
 class GetBatchLogs:
-    """The attempts of a batch."""
-
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 

@@ -10,14 +10,10 @@ from triage_pipeline.domain.ports import UnitOfWorkFactory
 
 @dataclass(frozen=True, slots=True)
 class GetOwnerQuery:
-    """Read one owner."""
-
     owner_id: UUID
 
 
 class GetOwner:
-    """Read an owner by id."""
-
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 

@@ -15,8 +15,6 @@ ALLOWED_OPTIONS = frozenset({"temperature", "seed", "num_predict", "top_p", "top
 
 @dataclass(frozen=True, slots=True)
 class ListPromptsQuery:
-    """Every version of a prompt name."""
-
     name: str = DEFAULT_PROMPT_NAME
 
 
@@ -27,7 +25,6 @@ class ListPrompts:
         self._uow = uow
 
     def execute(self, command: ListPromptsQuery) -> list[Prompt]:
-        """The versions."""
         with self._uow() as uow:
             return uow.prompts.versions(command.name)
 
@@ -75,7 +72,12 @@ class AddPromptVersion:
         self._schema_for = schema_for
 
     def execute(self, command: AddPromptCommand) -> Prompt:
-        """The new version."""
+        """NoActivePrompt or InvalidPrompt when the new version could not be used.
+
+        NoActivePrompt: the system text, template or categories are left to copy and the name has no active version.
+        InvalidPrompt: an empty system text or category list, a user template without `{ticket}`, duplicate or
+        blank categories, or model options outside `ALLOWED_OPTIONS`.
+        """
         with self._uow() as uow:
             base = uow.prompts.active(command.name)
             if base is None and None in (command.system_text, command.user_template, command.categories):

@@ -142,6 +142,5 @@ class CountExpiredLeases:
         self._clock = clock
 
     def execute(self, command: ExpiredLeasesQuery) -> int:
-        """The count."""
         with self._uow() as uow:
             return len(uow.jobs.find_expired_leases(self._clock.now(), command.lease))

@@ -30,8 +30,6 @@ class TicketView:
 
 
 class GetTicket:
-    """A ticket and its latest job."""
-
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
@@ -55,8 +53,6 @@ class ListTicketsQuery:
 
 
 class ListTickets:
-    """A page of tickets."""
-
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 

@@ -79,7 +79,6 @@ def code_server_args(bin_dir: Path, host: str, port: int) -> list[str]:
 
 
 def webserver_args(bin_dir: Path, workspace: Path, host: str, port: int) -> list[str]:
-    """dagster-webserver on the shared workspace."""
     # Its INFO line only repeats the URL that `triage run` prints.
     return [
         *(str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-h", host, "-p", str(port)),

@@ -120,7 +120,6 @@ def _demo(client: httpx.Client, items: list[LabelledTicket], timeout: float) -> 
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register `demo`."""
     demo = sub.add_parser("demo", help="post the sample tickets to the running API, triage them, print the results")
     demo.add_argument("--api-url", default=None, help="default: http://API_HOST:API_PORT")
     demo.add_argument(

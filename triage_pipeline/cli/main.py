@@ -116,7 +116,6 @@ def _batch_size(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="triage", description="Ticket Triage: AI triage of support tickets.")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -18,7 +18,6 @@ from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
 
 
 def cmd_list(container: Container, args: argparse.Namespace) -> int:
-    """Print every version."""
     prompts = container.use(ListPrompts).execute(ListPromptsQuery(args.name))
     print_table(
         f"prompt {args.name!r}",
@@ -64,7 +63,6 @@ def cmd_add(container: Container, args: argparse.Namespace) -> int:
 
 
 def cmd_activate(container: Container, args: argparse.Namespace) -> int:
-    """Activate a version."""
     prompt = container.use(ActivatePrompt).execute(ActivatePromptCommand(version=args.version, name=args.name))
     print(f"{prompt.name} version {prompt.version} is now active")
     return 0

@@ -40,8 +40,6 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Child:
-    """A process the supervisor started."""
-
     name: str
     process: subprocess.Popen[bytes]
 

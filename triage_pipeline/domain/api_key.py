@@ -81,21 +81,18 @@ class ApiKey:
         return replace(self, revoked_at=now, updated_at=now)
 
     def principal(self) -> "Principal":
-        """The caller this key authenticates."""
+        """Does not check that the key is active or the secret right: call `verifies` first."""
         return Principal(role=self.role, owner_id=self.owner_id, key_id=self.id)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller."""
-
     role: ApiKeyRole
     owner_id: UUID | None = None
     key_id: UUID | None = None  # None: the ADMIN_API_KEY setting, or authentication turned off
 
     @property
     def is_admin(self) -> bool:
-        """True for an admin key."""
         return self.role is ApiKeyRole.ADMIN
 
     def may_act_for(self, owner_id: UUID) -> bool:

@@ -121,7 +121,6 @@ class EvaluationReport:
 
 
 def build_report(items: Sequence[EvaluationItem], vocabularies: Mapping[str, Sequence[str]]) -> EvaluationReport:
-    """Aggregate item outcomes into a report."""
     latencies = [item.latency_ms for item in items]
     return EvaluationReport(
         items=len(items),

@@ -23,9 +23,7 @@ from triage_pipeline.domain.triage_job_log import TriageJobLog
 class Clock(Protocol):
     """Tells the time (timezone-aware, UTC)."""
 
-    def now(self) -> datetime:
-        """The current instant."""
-        ...
+    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +42,7 @@ class LlmGateway(Protocol):
     """Turns a rendered prompt into a validated answer or raises an `LlmError`."""
 
     @property
-    def model(self) -> str:
-        """The model name the gateway asks for."""
-        ...
+    def model(self) -> str: ...
 
     def triage(self, prompt: RenderedPrompt) -> LlmAnswer:
         """Ask the model; raise a classified `LlmError` when no valid answer comes back."""
@@ -54,19 +50,11 @@ class LlmGateway(Protocol):
 
 
 class OwnerRepository(Protocol):
-    """Owners by id."""
+    def add(self, owner: Owner) -> None: ...
 
-    def add(self, owner: Owner) -> None:
-        """Store a new owner."""
-        ...
+    def get(self, owner_id: UUID) -> Owner | None: ...
 
-    def get(self, owner_id: UUID) -> Owner | None:
-        """The owner, or None."""
-        ...
-
-    def existing_ids(self, owner_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these owner ids exist."""
-        ...
+    def existing_ids(self, owner_ids: Sequence[UUID]) -> set[UUID]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +76,11 @@ class TicketRepository(Protocol):
         """Insert those not already there; return the ids of those that already existed."""
         ...
 
-    def get(self, ticket_id: UUID) -> Ticket | None:
-        """The ticket, or None."""
-        ...
+    def get(self, ticket_id: UUID) -> Ticket | None: ...
 
-    def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None:
-        """The ticket of this owner with this external id, or None."""
-        ...
+    def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None: ...
 
-    def update(self, ticket: Ticket) -> None:
-        """Save a changed ticket."""
-        ...
+    def update(self, ticket: Ticket) -> None: ...
 
     def update_many(self, tickets: Sequence[Ticket]) -> None:
         """Save the triage state (status, answer) of many changed tickets at once."""
@@ -119,21 +101,15 @@ class TicketRepository(Protocol):
 class TriageJobRepository(Protocol):
     """Triage jobs, and the atomic claim of eligible ones for a batch."""
 
-    def add(self, job: TriageJob) -> None:
-        """Store a new job."""
-        ...
+    def add(self, job: TriageJob) -> None: ...
 
-    def add_many(self, jobs: Sequence[TriageJob]) -> None:
-        """Store many new jobs at once."""
-        ...
+    def add_many(self, jobs: Sequence[TriageJob]) -> None: ...
 
     def get(self, job_id: UUID, *, for_update: bool = False) -> TriageJob | None:
         """The job, or None; `for_update` locks its row until the transaction ends."""
         ...
 
-    def update(self, job: TriageJob) -> None:
-        """Save a changed job."""
-        ...
+    def update(self, job: TriageJob) -> None: ...
 
     def get_many_with_tickets(
         self, job_ids: Sequence[UUID], *, for_update: bool = False
@@ -141,9 +117,7 @@ class TriageJobRepository(Protocol):
         """The jobs of these ids that exist, each with its ticket; `for_update` locks the jobs' rows."""
         ...
 
-    def update_many(self, jobs: Sequence[TriageJob]) -> None:
-        """Save many changed jobs at once."""
-        ...
+    def update_many(self, jobs: Sequence[TriageJob]) -> None: ...
 
     def claim_eligible(self, batch_id: UUID, limit: int) -> list[TriageJob]:
         """Atomically take up to `limit` eligible jobs for the batch; concurrent claims never overlap."""
@@ -157,40 +131,30 @@ class TriageJobRepository(Protocol):
         """How many jobs a new batch could take now."""
         ...
 
-    def oldest_eligible_created_at(self) -> datetime | None:
-        """When the oldest eligible job was created, or None."""
-        ...
+    def oldest_eligible_created_at(self) -> datetime | None: ...
 
     def find_expired_leases(self, now: datetime, lease: timedelta) -> list[TriageJob]:
         """RUNNING jobs whose lease has run out."""
         ...
 
-    def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
-        """The ticket's newest job."""
-        ...
+    def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None: ...
 
 
 class BatchRepository(Protocol):
-    """Batches and their items."""
-
     def add(self, batch: TriageJobBatch) -> None:
         """Store a new batch (before its jobs are claimed for it)."""
         ...
 
-    def add_items(self, items: Sequence[TriageJobBatchItem]) -> None:
-        """Store the items of a batch."""
-        ...
+    def add_items(self, items: Sequence[TriageJobBatchItem]) -> None: ...
 
     def get(self, batch_id: UUID, *, for_update: bool = False) -> TriageJobBatch | None:
-        """The batch, or None."""
+        """`for_update` locks its row until the transaction ends."""
         ...
 
-    def update(self, batch: TriageJobBatch) -> None:
-        """Save a changed batch."""
-        ...
+    def update(self, batch: TriageJobBatch) -> None: ...
 
     def items(self, batch_id: UUID) -> list[TriageJobBatchItem]:
-        """Every item of the batch."""
+        """In claim order: `ListBatchItems` reports them in that order."""
         ...
 
     def set_item_status(self, batch_id: UUID, job_id: UUID, status: TriageJobStatus, now: datetime) -> None:
@@ -202,16 +166,14 @@ class BatchRepository(Protocol):
         ...
 
     def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
-        """How many items are in each status."""
+        """Statuses that no item is in are left out, not counted as 0."""
         ...
 
     def open_items_ahead(self, batch: TriageJobBatch) -> int:
         """Items still PENDING or RUNNING in RUNNING batches created before `batch`: the work ahead of it."""
         ...
 
-    def running(self) -> list[TriageJobBatch]:
-        """Every batch still RUNNING."""
-        ...
+    def running(self) -> list[TriageJobBatch]: ...
 
     def running_since(self, origin: BatchOrigin, since: datetime | None) -> list[TriageJobBatch]:
         """RUNNING batches of this origin created after `since`, oldest first."""
@@ -227,30 +189,20 @@ class BatchRepository(Protocol):
 
 
 class PromptRepository(Protocol):
-    """Prompt versions."""
+    def add(self, prompt: Prompt) -> None: ...
 
-    def add(self, prompt: Prompt) -> None:
-        """Store a new version."""
-        ...
+    def get(self, prompt_id: UUID) -> Prompt | None: ...
 
-    def get(self, prompt_id: UUID) -> Prompt | None:
-        """A version by id."""
-        ...
+    def active(self, name: str) -> Prompt | None: ...
 
-    def active(self, name: str) -> Prompt | None:
-        """The active version of this name."""
-        ...
-
-    def by_version(self, name: str, version: int) -> Prompt | None:
-        """A version by number."""
-        ...
+    def by_version(self, name: str, version: int) -> Prompt | None: ...
 
     def versions(self, name: str) -> list[Prompt]:
         """Every version of this name, oldest first."""
         ...
 
     def next_version(self, name: str) -> int:
-        """The number the next version of this name will take."""
+        """Not reserved: two transactions adding a version of one name at once may get the same number."""
         ...
 
     def activate(self, name: str, version: int) -> None:
@@ -261,13 +213,9 @@ class PromptRepository(Protocol):
 class TriageJobLogRepository(Protocol):
     """The audit trail of attempts."""
 
-    def add(self, log: TriageJobLog) -> None:
-        """Store one attempt's record."""
-        ...
+    def add(self, log: TriageJobLog) -> None: ...
 
-    def add_many(self, logs: Sequence[TriageJobLog]) -> None:
-        """Store many attempts' records at once."""
-        ...
+    def add_many(self, logs: Sequence[TriageJobLog]) -> None: ...
 
     def for_ticket(self, ticket_id: UUID) -> list[TriageJobLog]:
         """Every attempt at this ticket, oldest first."""
@@ -279,11 +227,7 @@ class TriageJobLogRepository(Protocol):
 
 
 class EvaluationRunRepository(Protocol):
-    """Stored evaluation runs."""
-
-    def add(self, run: EvaluationRun) -> None:
-        """Store a run."""
-        ...
+    def add(self, run: EvaluationRun) -> None: ...
 
     def list(self, name: str, versions: Sequence[int] = ()) -> list[EvaluationRun]:
         """Runs of a prompt name (optionally only these versions), newest first."""
@@ -293,9 +237,7 @@ class EvaluationRunRepository(Protocol):
 class CorrectionRepository(Protocol):
     """Human corrections of triage answers."""
 
-    def add(self, correction: TriageCorrection) -> None:
-        """Store a correction."""
-        ...
+    def add(self, correction: TriageCorrection) -> None: ...
 
     def for_ticket(self, ticket_id: UUID) -> list[TriageCorrection]:
         """Corrections of a ticket, oldest first."""
@@ -310,20 +252,16 @@ class PromptActivationRepository(Protocol):
     """The audit trail of prompt activations."""
 
     def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
-        """Record that `prompt` became active."""
+        """Only the audit row: `PromptRepository.activate` makes the switch."""
         ...
 
 
 class ApiKeyRepository(Protocol):
     """Issued API keys (hashes only)."""
 
-    def add(self, key: ApiKey) -> None:
-        """Store a new key."""
-        ...
+    def add(self, key: ApiKey) -> None: ...
 
-    def get(self, key_id: UUID) -> ApiKey | None:
-        """A key by id, or None."""
-        ...
+    def get(self, key_id: UUID) -> ApiKey | None: ...
 
     def by_lookup(self, lookup: str) -> ApiKey | None:
         """The key with this public lookup handle, or None."""
@@ -348,9 +286,7 @@ class UnitOfWork(Protocol):
     activations: PromptActivationRepository
     api_keys: ApiKeyRepository
 
-    def __enter__(self) -> Self:
-        """Begin."""
-        ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(
         self,
@@ -361,14 +297,10 @@ class UnitOfWork(Protocol):
         """Roll back whatever was not committed."""
         ...
 
-    def commit(self) -> None:
-        """Make the work durable."""
-        ...
+    def commit(self) -> None: ...
 
 
 class UnitOfWorkFactory(Protocol):
     """Makes a fresh unit of work per use."""
 
-    def __call__(self) -> UnitOfWork:
-        """A new unit of work."""
-        ...
+    def __call__(self) -> UnitOfWork: ...

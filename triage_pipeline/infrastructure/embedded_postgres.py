@@ -70,7 +70,6 @@ class EmbeddedPostgres:
 
     @property
     def log_file(self) -> Path:
-        """Where the server writes its log."""
         return self.data_dir / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:

@@ -52,5 +52,4 @@ def bind_context(**fields: object) -> None:
 
 
 def clear_context() -> None:
-    """Drop every bound context field."""
     _context.set({})

@@ -14,12 +14,10 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_to_head(database_url: str) -> None:
-    """Bring the schema to the newest revision."""
     command.upgrade(alembic_config(database_url), "head")
 
 
 def downgrade_to(database_url: str, revision: str) -> None:
-    """Roll the schema back to `revision`."""
     command.downgrade(alembic_config(database_url), revision)
 
 

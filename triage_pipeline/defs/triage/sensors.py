@@ -67,7 +67,7 @@ class QueuedCursor:
         return QueuedCursor(newest, frozenset(launched))
 
     def dump(self) -> str | None:
-        """The cursor as JSON."""
+        """What `parse` reads back; None until a batch has been seen, so Dagster stores no cursor yet."""
         if self.newest is None:
             return None
         return json.dumps({"newest": self.newest.isoformat(), "launched": sorted(self.launched)})

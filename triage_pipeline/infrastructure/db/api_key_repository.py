@@ -38,7 +38,6 @@ class SqlApiKeyRepository:
         return api_key_from_row(row) if row else None
 
     def by_lookup(self, lookup: str) -> ApiKey | None:
-        """The key with this lookup handle, or None."""
         row = self._session.scalars(select(ApiKeyRow).where(ApiKeyRow.lookup == lookup)).one_or_none()
         return api_key_from_row(row) if row else None
 

@@ -102,7 +102,7 @@ class SqlBatchRepository:
             )
 
     def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
-        """How many items are in each status."""
+        """Statuses that no item is in are left out, not counted as 0."""
         rows = self._session.execute(
             select(TriageJobBatchItemRow.status, func.count())
             .where(TriageJobBatchItemRow.batch_id == batch_id)

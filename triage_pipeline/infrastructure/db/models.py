@@ -44,8 +44,6 @@ class Timestamped:
 
 
 class OwnerRow(Timestamped, Base):
-    """Table `owners`."""
-
     __tablename__ = "owners"
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -53,8 +51,6 @@ class OwnerRow(Timestamped, Base):
 
 
 class TicketRow(Timestamped, Base):
-    """Table `tickets`."""
-
     __tablename__ = "tickets"
     __table_args__ = (
         UniqueConstraint("owner_id", "external_id", name="uq_tickets_owner_external_id"),
@@ -103,8 +99,6 @@ class TriageJobRow(Timestamped, Base):
 
 
 class TriageJobBatchRow(Timestamped, Base):
-    """Table `triage_job_batches`."""
-
     __tablename__ = "triage_job_batches"
     __table_args__ = (
         CheckConstraint("status IN ('RUNNING','DONE')", name="status"),
@@ -121,8 +115,6 @@ class TriageJobBatchRow(Timestamped, Base):
 
 
 class TriageJobBatchItemRow(Timestamped, Base):
-    """Table `triage_job_batch_items`."""
-
     __tablename__ = "triage_job_batch_items"
     __table_args__ = (
         UniqueConstraint("batch_id", "job_id", name="uq_triage_job_batch_items_batch_job"),

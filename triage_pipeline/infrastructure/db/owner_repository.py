@@ -33,7 +33,6 @@ class SqlOwnerRepository:
         return owner_from_row(cast(OwnerRow, row)) if row else None
 
     def existing_ids(self, owner_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these owner ids exist."""
         if not owner_ids:
             return set()
         return set(self._session.scalars(select(OwnerRow.id).where(OwnerRow.id.in_(set(owner_ids)))))

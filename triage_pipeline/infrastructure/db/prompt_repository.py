@@ -38,7 +38,6 @@ class SqlPromptRepository:
         return prompt_from_row(row) if row else None
 
     def active(self, name: str) -> Prompt | None:
-        """The active version of this name, or None."""
         row = self._session.scalars(select(PromptRow).where(PromptRow.name == name, PromptRow.is_active)).one_or_none()
         return prompt_from_row(row) if row else None
 

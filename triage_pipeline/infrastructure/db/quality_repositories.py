@@ -110,7 +110,6 @@ class SqlPromptActivationRepository:
         self._session = session
 
     def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
-        """Record that `prompt` became active."""
         self._session.execute(
             insert(PromptActivationRow).values(
                 id=uuid4(),

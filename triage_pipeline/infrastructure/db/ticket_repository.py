@@ -82,7 +82,6 @@ class SqlTicketRepository:
         return ticket_from_row(row) if row else None
 
     def find_by_external_id(self, owner_id: UUID, external_id: str) -> Ticket | None:
-        """The ticket of this owner with this external id, or None."""
         row = self._session.scalars(
             select(TicketRow).where(TicketRow.owner_id == owner_id, TicketRow.external_id == external_id)
         ).one_or_none()

@@ -136,7 +136,6 @@ class SqlTriageJobRepository:
         return [job_from_row(r) for r in rows]
 
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
-        """The ticket's newest job."""
         row = self._session.scalars(
             select(TriageJobRow)
             .where(TriageJobRow.ticket_id == ticket_id)

@@ -79,8 +79,6 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    """Makes units of work on one engine."""
-
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session_factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -52,7 +52,6 @@ def answer_json_schema(categories: Sequence[str]) -> dict[str, Any]:
 
 
 def to_domain(model: TriageAnswerBase) -> TriageAnswer:
-    """Validated pydantic answer -> domain TriageAnswer."""
     return TriageAnswer(
         category=str(getattr(model, "category")),  # noqa: B009 - added per vocabulary
         priority=Priority(model.priority),

@@ -76,12 +76,10 @@ class OllamaClient:
 
     @property
     def model(self) -> str:
-        """The model name the gateway asks for."""
         return self._model
 
     @property
     def base_url(self) -> str:
-        """The Ollama server's base URL."""
         return self._base_url
 
     def triage(self, prompt: RenderedPrompt) -> LlmAnswer:
@@ -155,7 +153,6 @@ class OllamaClient:
         return names
 
     def close(self) -> None:
-        """Close the pooled connections."""
         self._http.close()
 
     def __enter__(self) -> Self:
