@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.dependencies import ContainerDep
 from api.problems import problem_responses
 from triage_pipeline.application.api_keys import Authenticate, AuthenticateCommand
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.api_key import ADMIN, Principal, split_token
 from triage_pipeline.domain.exceptions import Forbidden, Unauthenticated
 
@@ -40,16 +41,28 @@ def owner_access[E: Callable[..., Any]](endpoint: E) -> E:
     return endpoint
 
 
-async def get_principal(
+async def authorize(
+    request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> Principal:
-    """The caller; 401 without a valid key. With AUTH_ENABLED=false every caller is an admin.
+) -> None:
+    """Authenticate the caller (401 without a valid key) and let it through: admins everywhere, owner keys only
+    on endpoints marked `@owner_access` (403 elsewhere). With AUTH_ENABLED=false every caller is an admin.
 
+    Every protected route runs this first (see `PROTECTED`); it keeps the caller for `PrincipalDep`. It is
     `async`, so FastAPI runs it on the event loop: only a token shaped like an issued key (`tt_<lookup>_<secret>`)
-    needs the database, and only that one is looked up on a worker thread. Any other token is the admin token
-    or nothing, which `Authenticate` decides with a constant-time comparison, without I/O.
+    needs the database, and only that one is looked up on a worker thread. Any other token is the admin token or
+    nothing, which `Authenticate` decides with a constant-time comparison, without I/O.
     """
+    principal = await _authenticate(container, credentials)
+    if not principal.is_admin:
+        endpoint = getattr(request.scope.get("route"), "endpoint", None)
+        if endpoint not in _OWNER_ENDPOINTS:
+            raise Forbidden("call admin-only routes")
+    request.state.principal = principal
+
+
+async def _authenticate(container: Container, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if not container.settings.auth_enabled:
         return ADMIN
     if credentials is None:
@@ -61,20 +74,20 @@ async def get_principal(
     return await run_in_threadpool(authenticate.execute, command)
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+async def get_principal(request: Request) -> Principal:
+    """The caller, as `authorize` authenticated it for this request.
 
-
-async def authorize(request: Request, principal: PrincipalDep) -> None:
-    """Admins pass; owner keys pass only on endpoints marked `@owner_access` (403 elsewhere).
-
-    `async` (it does no I/O) so that FastAPI does not send it to a worker thread.
+    Read from the request rather than depending on the authentication again: FastAPI caches a dependency's
+    value per request but still walks its sub-dependencies at every use, a measurable cost per request.
     """
-    if principal.is_admin:
-        return
-    endpoint = getattr(request.scope.get("route"), "endpoint", None)
-    if endpoint not in _OWNER_ENDPOINTS:
-        raise Forbidden("call admin-only routes")
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):  # fail closed (500) on a route left out of the protected routers
+        raise RuntimeError(f"no authenticated caller on {request.url.path}: the route does not depend on authorize")
+    return principal
 
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+"""The caller, for endpoints that scope their data to it (`@owner_access`)."""
 
 PROTECTED = [Depends(authorize)]
 PROTECTED_RESPONSES = problem_responses(401, 403)
