@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.text import NUL_FREE_PATTERN
+from api.schemas.text import NUL_FREE_PATTERN, STORABLE
 from triage_pipeline.domain.correction import REASON_MAX_LENGTH
 from triage_pipeline.domain.triage_answer import Priority
 
@@ -21,8 +21,11 @@ class CorrectionIn(BaseModel):
     reason: Annotated[
         str,
         Field(default="", max_length=REASON_MAX_LENGTH, json_schema_extra={"pattern": NUL_FREE_PATTERN}),
+        STORABLE,
     ]
-    corrected_by: Annotated[str, Field(default="", max_length=200, json_schema_extra={"pattern": NUL_FREE_PATTERN})]
+    corrected_by: Annotated[
+        str, Field(default="", max_length=200, json_schema_extra={"pattern": NUL_FREE_PATTERN}), STORABLE
+    ]
 
 
 class CorrectionOut(BaseModel):

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.text import STORABLE
+
 
 class PromptOut(BaseModel):
     """One immutable prompt version."""
@@ -30,13 +32,15 @@ class PromptIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    system_text: Annotated[str | None, Field(default=None, min_length=1, max_length=50_000)]
+    # STORABLE: PostgreSQL can store no NUL character, in text or in JSONB (a NUL is a 422, not a 500).
+    system_text: Annotated[Annotated[str, STORABLE] | None, Field(default=None, min_length=1, max_length=50_000)]
     user_template: Annotated[
-        str | None, Field(default=None, min_length=1, max_length=50_000, description="Must contain {ticket}.")
+        Annotated[str, STORABLE] | None,
+        Field(default=None, min_length=1, max_length=50_000, description="Must contain {ticket}."),
     ]
     categories: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]] | None, Field(default=None, max_length=50)
+        list[Annotated[str, Field(min_length=1, max_length=64), STORABLE]] | None, Field(default=None, max_length=50)
     ]
-    model_options: dict[str, float | int] | None = None
-    description: Annotated[str, Field(default="", max_length=2_000)]
+    model_options: dict[Annotated[str, STORABLE], float | int] | None = None
+    description: Annotated[str, Field(default="", max_length=2_000), STORABLE]
     activate: bool = False

@@ -10,7 +10,7 @@ from uuid import UUID
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
-from triage_pipeline.domain.exceptions import DuplicateTicket
+from triage_pipeline.domain.exceptions import DuplicateTicket, NotFound
 from triage_pipeline.domain.llm_errors import LlmError
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.ports import LlmAnswer, TicketPage
@@ -108,11 +108,14 @@ class MemTickets:
     def __init__(self, d: Store) -> None:
         self.d = d
 
-    def add(self, ticket: Ticket) -> None:
+    def add_with_job(self, ticket: Ticket, job: TriageJob) -> None:
+        if ticket.owner_id not in self.d.owners:
+            raise NotFound("owner", ticket.owner_id)
         existing = self.find_by_external_id(ticket.owner_id, ticket.external_id)
         if existing:
             raise DuplicateTicket(ticket.owner_id, ticket.external_id, existing.id)
         self.d.tickets[ticket.id] = ticket
+        self.d.jobs[job.id] = job
 
     def add_many_new(self, tickets: Sequence[Ticket]) -> dict[tuple[UUID, str], UUID]:
         existing: dict[tuple[UUID, str], UUID] = {}

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
@@ -51,10 +50,7 @@ class CreateTicket:
         """The new ticket; NotFound for an unknown owner, DuplicateTicket for a taken external id."""
         ticket, job = _new_ticket_and_job(command, self._clock)
         with self._uow() as uow:
-            if uow.owners.get(command.owner_id) is None:
-                raise NotFound("owner", command.owner_id)
-            uow.tickets.add(ticket)
-            uow.jobs.add(job)
+            uow.tickets.add_with_job(ticket, job)
             uow.commit()
         return ticket
 

@@ -68,8 +68,9 @@ class TicketPage:
 class TicketRepository(Protocol):
     """Tickets, with bulk insertion that reports duplicates."""
 
-    def add(self, ticket: Ticket) -> None:
-        """Store a new ticket (raises DuplicateTicket on a taken (owner, external_id))."""
+    def add_with_job(self, ticket: Ticket, job: TriageJob) -> None:
+        """Store a new ticket and its first job together: NotFound for an unknown owner, DuplicateTicket
+        (with the existing ticket's id) for a taken (owner, external_id); nothing is stored then."""
         ...
 
     def add_many_new(self, tickets: Sequence[Ticket]) -> dict[tuple[UUID, str], UUID]:
