@@ -17,6 +17,7 @@ import pytest
 from offline_llm.app import SERVER_VERSION
 from tests.support.keyword_backend import KEYWORD_MODEL, KeywordTriageBackend
 from tests.support.live_offline_llm import live_offline_llm
+from tests.support.ollama_contract import assert_complete_chat_response
 from triage_pipeline.domain.llm_errors import ModelNotFound
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
@@ -34,7 +35,6 @@ MESSAGES = [
         '"description": "Everyone gets a 502 since 9am"}\n</ticket>',
     },
 ]
-DURATION_FIELDS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
 
 @pytest.fixture
@@ -82,20 +82,7 @@ def rendered_prompt(categories: tuple[str, ...] = DEFAULT_CATEGORIES) -> Rendere
 def test_non_streaming_chat_has_every_field_of_an_ollama_chat_response(official: ollama.Client) -> None:
     response = official.chat(model=MODEL, messages=MESSAGES, format=SCHEMA, stream=False)
 
-    assert response.model == MODEL
-    assert response.created_at is not None
-    datetime.fromisoformat(response.created_at)
-    assert response.message.role == "assistant"
-    assert response.done is True
-    assert response.done_reason == "stop"
-    assert response.prompt_eval_count is not None and response.prompt_eval_count > 0
-    assert response.eval_count is not None and response.eval_count > 0
-    for field in DURATION_FIELDS:
-        assert isinstance(response[field], int), field
-    assert response.total_duration is not None and response.total_duration > 0
-    assert response.message.content is not None
-    answer = answer_model(DEFAULT_CATEGORIES).model_validate_json(response.message.content)
-    assert answer.model_dump()["category"] == "outage"
+    assert_complete_chat_response(response, MODEL)
 
 
 def test_streaming_chat_sends_ndjson_chunks_that_join_into_the_answer(official: ollama.Client) -> None:
