@@ -115,10 +115,10 @@ def wait_for_code_server(
         except DagsterUserCodeUnreachableError as exc:
             last_error = str(exc).splitlines()[0]
         else:
-            if not isinstance(answer, SerializableErrorInfo):
-                return
-            last_error = answer.message.strip().splitlines()[0]
-            if "still loading" not in last_error.lower() and "loading" not in last_error.lower():
-                raise CodeServerError(f"the Dagster code location failed to load: {last_error}")
+            # `dagster api grpc` serves only once the code is loaded: an error here is the load's own.
+            if isinstance(answer, SerializableErrorInfo):
+                reason = answer.message.strip().splitlines()[0]
+                raise CodeServerError(f"the Dagster code location failed to load: {reason}")
+            return
         time.sleep(0.2)
     raise CodeServerError(f"the Dagster code server did not load within {timeout:.0f} s ({last_error})")
