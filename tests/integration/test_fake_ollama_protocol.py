@@ -17,21 +17,12 @@ import pytest
 
 from offline_llm.ollama_responses import ChatChunk, ChatResponse, ErrorResponse, ModelEntry, VersionResponse
 from tests.support.fake_ollama import Behaviour, FakeOllama
-from tests.support.ollama_contract import assert_complete_chat_response
+from tests.support.ollama_contract import MESSAGES, SCHEMA, assert_complete_chat_response
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gemma3:270m"
-SCHEMA = answer_json_schema(DEFAULT_CATEGORIES)
-MESSAGES = [
-    {"role": "system", "content": "You triage support tickets."},
-    {
-        "role": "user",
-        "content": 'Triage this ticket.\n<ticket>\n{"title": "Site is down", '
-        '"description": "Everyone gets a 502 since 9am"}\n</ticket>',
-    },
-]
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import ollama
@@ -17,24 +15,14 @@ import pytest
 from offline_llm.app import SERVER_VERSION
 from tests.support.keyword_backend import KEYWORD_MODEL, KeywordTriageBackend
 from tests.support.live_offline_llm import live_offline_llm
-from tests.support.ollama_contract import assert_complete_chat_response
+from tests.support.ollama_contract import MESSAGES, SCHEMA, assert_complete_chat_response, rendered
 from triage_pipeline.domain.llm_errors import ModelNotFound
-from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 
 MODEL = KEYWORD_MODEL
 OTHER_MODEL = "llama3.2:1b"
-SCHEMA = answer_json_schema(DEFAULT_CATEGORIES)
-MESSAGES = [
-    {"role": "system", "content": "You triage support tickets."},
-    {
-        "role": "user",
-        "content": 'Triage this ticket.\n<ticket>\n{"title": "Site is down", '
-        '"description": "Everyone gets a 502 since 9am"}\n</ticket>',
-    },
-]
 
 
 @pytest.fixture
@@ -57,23 +45,6 @@ def official(url: str) -> Iterator[ollama.Client]:
 def chat_body(**fields: Any) -> dict[str, Any]:
     """A valid non-streaming chat request body, with `fields` replacing or adding fields."""
     return {"model": MODEL, "messages": MESSAGES, "stream": False} | fields
-
-
-def rendered_prompt(categories: tuple[str, ...] = DEFAULT_CATEGORIES) -> RenderedPrompt:
-    """A prompt rendered the way production renders it (ticket as JSON inside <ticket> tags)."""
-    prompt = Prompt(
-        id=uuid4(),
-        name="triage",
-        version=1,
-        system_text="You triage support tickets. Answer with one JSON object.",
-        user_template="Triage this ticket.\n<ticket>\n{ticket}\n</ticket>",
-        output_schema=answer_json_schema(categories),
-        model_options={"temperature": 0.0, "seed": 42, "num_predict": 256},
-        is_active=True,
-        created_at=datetime.now(UTC),
-        categories=categories,
-    )
-    return prompt.render("Charged twice for my order", "My card shows two charges for invoice 1042, refund one.")
 
 
 # -- chat ----------------------------------------------------------------------------------------------
@@ -148,7 +119,7 @@ def test_an_answer_cut_by_num_predict_reports_done_reason_length(official: ollam
 
 def test_project_client_triages_lists_models_and_reads_the_version(url: str) -> None:
     with OllamaClient(url, MODEL, connect_timeout_s=1.0, read_timeout_s=10.0) as client:
-        answer = client.triage(rendered_prompt())
+        answer = client.triage(rendered())
         models = client.list_models()
         version = client.version()
 
@@ -168,7 +139,7 @@ def test_project_client_reports_a_model_the_server_does_not_have_as_model_not_fo
         OllamaClient(url, OTHER_MODEL, connect_timeout_s=1.0, read_timeout_s=10.0) as client,
         pytest.raises(ModelNotFound) as caught,
     ):
-        client.triage(rendered_prompt())
+        client.triage(rendered())
 
     assert caught.value.status_code == 404
     assert backend.requests == []

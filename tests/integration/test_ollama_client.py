@@ -6,12 +6,11 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from uuid import uuid4
 
 import pytest
 
 from tests.support.fake_ollama import Behaviour, FakeOllama
+from tests.support.ollama_contract import OPTIONS, rendered
 from triage_pipeline.domain.llm_errors import (
     InvalidJsonOutput,
     LlmHttpError,
@@ -21,35 +20,13 @@ from triage_pipeline.domain.llm_errors import (
     SchemaViolation,
 )
 from triage_pipeline.domain.ports import LlmAnswer, LlmGateway
-from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
+from triage_pipeline.domain.prompt import RenderedPrompt
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES, Priority
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 
 MODEL = "gemma3:270m"
 READ_TIMEOUT_S = 0.5
-OPTIONS = {"temperature": 0.0, "seed": 42, "num_predict": 256}
-
-
-def rendered(
-    title: str = "Charged twice for my order",
-    description: str = "My card shows two charges for invoice 1042, please refund one.",
-    categories: tuple[str, ...] = DEFAULT_CATEGORIES,
-) -> RenderedPrompt:
-    """A prompt rendered the way production renders it (ticket as JSON inside <ticket> tags)."""
-    prompt = Prompt(
-        id=uuid4(),
-        name="triage",
-        version=1,
-        system_text="You triage support tickets. Answer with one JSON object.",
-        user_template="Triage this ticket.\n<ticket>\n{ticket}\n</ticket>",
-        output_schema=answer_json_schema(categories),
-        model_options=OPTIONS,
-        is_active=True,
-        created_at=datetime.now(UTC),
-        categories=categories,
-    )
-    return prompt.render(title, description)
 
 
 @pytest.fixture

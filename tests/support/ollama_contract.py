@@ -1,12 +1,25 @@
-"""What every Ollama-protocol server of the tests must answer (the fake Ollama and the offline LLM alike)."""
+"""What the tests send to an Ollama-protocol server, and what every one of them must answer (the fake
+Ollama and the offline LLM alike)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
+from uuid import uuid4
 
 import ollama
 
+from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
-from triage_pipeline.infrastructure.llm.answer_model import answer_model
+from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
 
+SCHEMA = answer_json_schema(DEFAULT_CATEGORIES)
+MESSAGES = [
+    {"role": "system", "content": "You triage support tickets."},
+    {
+        "role": "user",
+        "content": 'Triage this ticket.\n<ticket>\n{"title": "Site is down", '
+        '"description": "Everyone gets a 502 since 9am"}\n</ticket>',
+    },
+]
+OPTIONS = {"temperature": 0.0, "seed": 42, "num_predict": 256}
 DURATION_FIELDS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
 
@@ -26,3 +39,24 @@ def assert_complete_chat_response(response: ollama.ChatResponse, model: str) -> 
     assert response.message.content is not None
     answer = answer_model(DEFAULT_CATEGORIES).model_validate_json(response.message.content)
     assert answer.model_dump()["category"] == "outage"
+
+
+def rendered(
+    title: str = "Charged twice for my order",
+    description: str = "My card shows two charges for invoice 1042, please refund one.",
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES,
+) -> RenderedPrompt:
+    """A prompt rendered the way production renders it (ticket as JSON inside <ticket> tags)."""
+    prompt = Prompt(
+        id=uuid4(),
+        name="triage",
+        version=1,
+        system_text="You triage support tickets. Answer with one JSON object.",
+        user_template="Triage this ticket.\n<ticket>\n{ticket}\n</ticket>",
+        output_schema=answer_json_schema(categories),
+        model_options=OPTIONS,
+        is_active=True,
+        created_at=datetime.now(UTC),
+        categories=categories,
+    )
+    return prompt.render(title, description)
