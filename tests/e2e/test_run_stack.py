@@ -21,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRIAGE = str(Path(sys.executable).parent / "triage")
 ADMIN_KEY = "run-stack-test-admin-key-0123456789"
 DAGSTER_LINE = re.compile(r"^\S+ \S+ [+-]\d{4} - dagster[\w.]* - (?P<level>[A-Z]+) - ")
+# Dagster's console formatter colours its lines whether or not the output is a terminal.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SUMMARY_LABELS = ("PostgreSQL ", "migrations ", "LLM ", "API ", "API auth ", "Dagster UI ", "Press Ctrl-C", "stopped")
 
 
@@ -159,7 +161,7 @@ def test_triage_run_console_holds_only_its_summary_and_json_logs_through_a_run(
     assert _triage_one_ticket(api, "run-stack-2") == "COMPLETED", "\n".join(running.lines)
     _wait_for_runs_to_end(running.process.pid)
     assert running.stop() == 0
-    for line in filter(None, running.lines):
+    for line in filter(None, (ANSI.sub("", raw) for raw in running.lines)):
         if line.startswith(SUMMARY_LABELS):
             continue
         dagster = DAGSTER_LINE.match(line)
