@@ -36,6 +36,11 @@ class LlmAnswer:
     prompt_tokens: int | None
     completion_tokens: int | None
     total_duration_ms: int | None
+    category_probability: float | None = None
+    """The model's probability of the category it wrote, from the tokens' log-probabilities; None when
+    the server returned none."""
+    priority_probability: float | None = None
+    """The same for the priority it wrote."""
 
 
 class LlmGateway(Protocol):
