@@ -1,18 +1,20 @@
 """Gateway Protocols: what the application needs from the outside world."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from triage_pipeline.domain.api_key import ApiKey
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
+from triage_pipeline.domain.example import TriageExample
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import TriageAnswer
@@ -99,6 +101,7 @@ class TicketRepository(Protocol):
         owner_id: UUID | None,
         limit: int,
         cursor: str | None,
+        review_status: ReviewStatus | None = None,
     ) -> TicketPage:
         """Tickets newest first, filtered, one page at a time."""
         ...
@@ -257,9 +260,69 @@ class CorrectionRepository(Protocol):
 class PromptActivationRepository(Protocol):
     """The audit trail of prompt activations."""
 
-    def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
-        """Only the audit row: `PromptRepository.activate` makes the switch."""
+    def add(
+        self,
+        prompt: Prompt,
+        previous_version: int | None,
+        activated_by: str,
+        now: datetime,
+        *,
+        forced: bool = False,
+        gate: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Only the audit row: `PromptRepository.activate` makes the switch. `forced`: the promotion gate
+        refused and was overridden; `gate` holds the figures it compared."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleQuery:
+    """One ticket to find examples for."""
+
+    key: UUID
+    """Whatever identifies the query to the caller (a ticket's id)."""
+    owner_id: UUID | None
+    """Examples of this owner and shared ones; None: shared ones only."""
+    title: str
+    description: str
+
+
+class ExampleRepository(Protocol):
+    """Labelled examples, with similarity search in the database (pg_trgm)."""
+
+    def add_many(self, examples: Sequence[TriageExample]) -> None: ...
+
+    def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
+        """Add the example of a corrected ticket, or update the one it has (one per ticket); the stored one."""
+        ...
+
+    def get(self, example_id: UUID) -> TriageExample | None: ...
+
+    def delete(self, example_id: UUID) -> bool: ...
+
+    def page(
+        self, *, owner_id: UUID | None, shared_only: bool, limit: int, cursor: str | None
+    ) -> tuple[list[TriageExample], str | None]:
+        """Newest first, one page. `owner_id` set: that owner's and the shared ones; None and not
+        `shared_only`: every example (an admin's view)."""
+        ...
+
+    def nearest(
+        self,
+        queries: Sequence[ExampleQuery],
+        k: int,
+        categories: Sequence[str],
+        *,
+        exclude_same_text: bool,
+    ) -> dict[UUID, list[TriageExample]]:
+        """Up to `k` most similar examples per query, most similar first, restricted to `categories`.
+
+        One statement for all queries. `exclude_same_text`: an example with the query's own normalised
+        text is never returned (evaluation: a ticket must not be shown its own answer).
+        """
+        ...
+
+    def count(self) -> int: ...
 
 
 class ApiKeyRepository(Protocol):
@@ -291,6 +354,7 @@ class UnitOfWork(Protocol):
     corrections: CorrectionRepository
     activations: PromptActivationRepository
     api_keys: ApiKeyRepository
+    examples: ExampleRepository
 
     def __enter__(self) -> Self: ...
 

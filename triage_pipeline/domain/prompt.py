@@ -1,13 +1,19 @@
 """The Prompt entity: one immutable version of a named triage prompt."""
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from triage_pipeline.domain.example import TriageExample
+
 DEFAULT_PROMPT_NAME = "triage"
+FEW_SHOT_K_MAX = 20
+EXAMPLES_PLACEHOLDER = "{examples}"
+_PLACEHOLDERS = re.compile(r"\{ticket\}|\{examples\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,23 @@ def ticket_as_data(title: str, description: str) -> str:
     return encoded.replace("<", "\\u003c").replace(">", "\\u003e")
 
 
+def examples_as_data(examples: Sequence[TriageExample]) -> str:
+    """Solved tickets as a data block, one JSON object per line, the most similar last (nearest the ticket).
+
+    Only the labels a person gave are shown; like the ticket, the text cannot close its block.
+    """
+    lines = []
+    for example in reversed(examples):
+        solved = {
+            "title": example.title,
+            "description": example.description[:600],
+            "category": example.category,
+            "priority": example.priority.value,
+        }
+        lines.append(json.dumps(solved, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e"))
+    return "<solved_tickets>\n" + "\n".join(lines) + "\n</solved_tickets>"
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """A versioned prompt; versions are never edited, a new version is a new row."""
@@ -43,10 +66,23 @@ class Prompt:
     created_at: datetime
     description: str = ""
     categories: tuple[str, ...] = field(default=())
+    few_shot_k: int = 0
+    """How many of the most similar labelled examples the prompt shows (0: none)."""
+    review_threshold: float = 0.0
+    """Answers whose confidence is below this wait for a person (`NEEDS_REVIEW`)."""
 
-    def render(self, title: str, description: str) -> RenderedPrompt:
-        """Fill the user template with the ticket, delimited as data (`{ticket}` placeholder)."""
-        user = self.user_template.replace("{ticket}", ticket_as_data(title, description))
+    def render(self, title: str, description: str, examples: Sequence[TriageExample] = ()) -> RenderedPrompt:
+        """Fill the user template with the ticket (`{ticket}`) and the examples (`{examples}`), as data.
+
+        Without examples `{examples}` becomes empty; a template without `{examples}` gets them before it.
+        """
+        block = examples_as_data(examples) if examples else ""
+        template = self.user_template
+        if EXAMPLES_PLACEHOLDER not in template and block:
+            template = "{examples}\n" + template
+        values = {"{ticket}": ticket_as_data(title, description), EXAMPLES_PLACEHOLDER: block}
+        # One pass, so a ticket or example that contains a placeholder's text is never filled in itself.
+        user = _PLACEHOLDERS.sub(lambda match: values[match.group(0)], template)
         return RenderedPrompt(
             system=self.system_text,
             user=user,

@@ -4,7 +4,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
-from triage_pipeline.domain.exceptions import InvalidTransition
+from triage_pipeline.domain.exceptions import InvalidTransition, NotCorrectable
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.triage_answer import TriageAnswer
 
@@ -26,6 +27,8 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     answer: TriageAnswer | None = None
+    review_status: ReviewStatus | None = None
+    """Set with each stored answer (see `domain.review`); None until the first one."""
 
     def start_triage(self, now: datetime) -> "Ticket":
         """PENDING (first attempt) or FAILED (a retry) -> ON_TRIAGE."""
@@ -33,11 +36,19 @@ class Ticket:
             raise InvalidTransition("ticket", self.status, TicketStatus.ON_TRIAGE)
         return replace(self, status=TicketStatus.ON_TRIAGE, updated_at=now)
 
-    def complete(self, answer: TriageAnswer, now: datetime) -> "Ticket":
-        """ON_TRIAGE -> COMPLETED, keeping the answer."""
+    def complete(
+        self, answer: TriageAnswer, now: datetime, review_status: ReviewStatus = ReviewStatus.AUTO_APPLIED
+    ) -> "Ticket":
+        """ON_TRIAGE -> COMPLETED, keeping the answer and whether it waits for a person."""
         if self.status is not TicketStatus.ON_TRIAGE:
             raise InvalidTransition("ticket", self.status, TicketStatus.COMPLETED)
-        return replace(self, status=TicketStatus.COMPLETED, answer=answer, updated_at=now)
+        return replace(self, status=TicketStatus.COMPLETED, answer=answer, review_status=review_status, updated_at=now)
+
+    def mark_reviewed(self, now: datetime) -> "Ticket":
+        """A person accepted or corrected the answer; only an answer can be reviewed."""
+        if self.answer is None:
+            raise NotCorrectable(f"ticket {self.id} has no triage answer to review yet")
+        return replace(self, review_status=ReviewStatus.REVIEWED, updated_at=now)
 
     def requeue(self, now: datetime) -> "Ticket":
         """COMPLETED | FAILED -> PENDING, for a re-triage by a new job (the last answer is kept until replaced)."""

@@ -33,3 +33,7 @@ class TriageJobLog:
     answer: Mapping[str, Any] | None = None
     error_class: str | None = None
     error_message: str | None = None
+    example_ids: tuple[UUID, ...] = ()
+    """The examples the prompt was given, most similar first: why it answered what it did."""
+    confidence: Mapping[str, Any] | None = None
+    """How the stored confidence was computed (`CategoryDecision.log_fields`), for a stored answer."""

@@ -19,9 +19,11 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
+from triage_pipeline.domain.confidence import SettledAnswer, settle_answer
+from triage_pipeline.domain.example import TriageExample
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
 from triage_pipeline.domain.llm_errors import LlmError
-from triage_pipeline.domain.ports import Clock, LlmAnswer, LlmGateway, UnitOfWork, UnitOfWorkFactory
+from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmAnswer, LlmGateway, UnitOfWork, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 from triage_pipeline.domain.statuses import AttemptOutcome, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
@@ -59,12 +61,14 @@ def error_class_of(exc: Exception) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """A job moved to RUNNING (committed), with the ticket and prompt of its attempt."""
+    """A job moved to RUNNING (committed), with the ticket, prompt and examples of its attempt."""
 
     job: TriageJob
     ticket: Ticket
     prompt: Prompt | None
     started_at: datetime
+    examples: tuple[TriageExample, ...] = ()
+    """The most similar labelled examples (the prompt's `few_shot_k`), most similar first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,7 @@ class TriageAttempts:
         try:
             if started.prompt is None:
                 raise NoActivePrompt(prompt_name)
-            rendered = started.prompt.render(started.ticket.title, started.ticket.description)
+            rendered = started.prompt.render(started.ticket.title, started.ticket.description, started.examples)
             answer = self._llm.triage(rendered)
         except Exception as exc:  # every failure of the attempt is recorded, whatever it is
             return Attempt(started, None, exc, int((time.monotonic() - clock_start) * 1000), prompt_name)
@@ -183,8 +187,9 @@ class AttemptsTransaction:
         self._found = {job.id: (job, ticket) for job, ticket in locked}
         self._changes = _Changes()
 
-    def start(self, job_ids: Sequence[UUID]) -> list[tuple[TriageJob, Ticket]]:
-        """Start the eligible jobs and their tickets, in `job_ids` order.
+    def start(self, job_ids: Sequence[UUID], prompt: Prompt | None) -> list[Started]:
+        """Start the eligible jobs and their tickets, in `job_ids` order, each with the examples `prompt`
+        asks for (its owner's and shared ones, in one statement for all).
 
         NotFound for an unknown job (or one the transaction was not opened on); a job that is not eligible
         (or repeated) is skipped.
@@ -210,7 +215,17 @@ class AttemptsTransaction:
         started = [(job.start(self.now), ticket.start_triage(self.now)) for job, ticket in eligible]
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
-        return started
+        examples = self._examples([ticket for _, ticket in started], prompt)
+        return [
+            Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ()))) for job, ticket in started
+        ]
+
+    def _examples(self, tickets: Sequence[Ticket], prompt: Prompt | None) -> dict[UUID, list[TriageExample]]:
+        if prompt is None or prompt.few_shot_k <= 0 or not tickets:
+            return {}
+        queries = [ExampleQuery(t.id, t.owner_id, t.title, t.description) for t in tickets]
+        # A ticket may be shown its own example (a corrected ticket triaged again): that label is a person's.
+        return self.uow.examples.nearest(queries, prompt.few_shot_k, prompt.categories, exclude_same_text=False)
 
     def record(self, attempt: Attempt) -> bool:
         """DONE with the answer, or FAILED with the reason; either way one log row.
@@ -245,8 +260,9 @@ class AttemptsTransaction:
         if attempt.error is None:
             assert attempt.answer is not None
             answer = attempt.answer
+            settled = settle(attempt)
             changes.jobs.append(job.complete(now))
-            changes.tickets.append(ticket.complete(answer.answer, now))
+            changes.tickets.append(ticket.complete(settled.answer, now, settled.review_status))
             changes.logs.append(
                 _log(
                     attempt,
@@ -257,7 +273,8 @@ class AttemptsTransaction:
                     prompt_tokens=answer.prompt_tokens,
                     completion_tokens=answer.completion_tokens,
                     raw_output=answer.raw_output[:RAW_OUTPUT_MAX_LENGTH],
-                    answer=answer.answer.as_dict(),
+                    answer=settled.answer.as_dict(),
+                    confidence={**settled.log, "review_status": settled.review_status.value},
                 )
             )
             return True
@@ -292,6 +309,20 @@ class AttemptsTransaction:
         """Write what is not written yet, then commit."""
         self.write()
         self.uow.commit()
+
+
+def settle(attempt: Attempt) -> SettledAnswer:
+    """The stored form of an attempt's answer: category and confidence from the evidence, review status."""
+    assert attempt.answer is not None
+    prompt = attempt.started.prompt
+    return settle_answer(
+        attempt.answer.answer,
+        category_probability=attempt.answer.category_probability,
+        priority_probability=attempt.answer.priority_probability,
+        examples=attempt.started.examples,
+        vocabulary=prompt.categories if prompt else (),
+        review_threshold=prompt.review_threshold if prompt else 0.0,
+    )
 
 
 def _report(attempt: Attempt, batch_id: UUID | None) -> None:
@@ -331,6 +362,7 @@ def _log(
     answer: dict[str, object] | None = None,
     error_class: str | None = None,
     error_message: str | None = None,
+    confidence: dict[str, object] | None = None,
 ) -> TriageJobLog:
     started = attempt.started
     return TriageJobLog(
@@ -352,4 +384,6 @@ def _log(
         answer=answer,
         error_class=error_class,
         error_message=error_message,
+        example_ids=tuple(example.id for example in started.examples),
+        confidence=confidence,
     )

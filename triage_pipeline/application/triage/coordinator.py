@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from uuid import UUID
 
 from triage_pipeline.application.triage.attempts import (
@@ -26,8 +25,6 @@ from triage_pipeline.application.triage.attempts import (
 from triage_pipeline.application.triage.one_job import TriageOneJob
 from triage_pipeline.domain.ports import UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
-from triage_pipeline.domain.ticket import Ticket
-from triage_pipeline.domain.triage_job import TriageJob
 
 logger = logging.getLogger(__name__)
 
@@ -145,28 +142,26 @@ class _Coordinator:
             # One locking read: the jobs whose attempts ended (still RUNNING in that attempt?) and those to start.
             with self._attempts.transaction(batch_id, [attempt.started.job.id for _, attempt in ended] + new_ids) as tx:
                 recorded = [tx.record(attempt) for _, attempt in ended]
-                started = tx.start(new_ids)
+                started = tx.start(new_ids, self._prompt)
                 tx.commit()
         except Exception:
             logger.warning("a grouped triage transaction failed; retrying its jobs one by one", exc_info=True)
             return self._step_one_by_one(ended, to_start)
         for (position, attempt), done in zip(ended, recorded, strict=True):
             self._results[position] = result_of(attempt, done, batch_id)
-        return self._positions(to_start, started, tx.now)
+        return self._positions(to_start, started)
 
-    def _positions(
-        self, to_start: list[int], started: list[tuple[TriageJob, Ticket]], now: datetime
-    ) -> list[tuple[int, Started]]:
+    def _positions(self, to_start: list[int], started: list[Started]) -> list[tuple[int, Started]]:
         """Pair started jobs with their positions; the other positions are SKIPPED."""
-        by_id = {job.id: (job, ticket) for job, ticket in started}
+        by_id = {run.job.id: run for run in started}
         runs: list[tuple[int, Started]] = []
         for position in to_start:
             job_id = self._job_ids[position]
-            pair = by_id.pop(job_id, None)
-            if pair is None:
+            run = by_id.pop(job_id, None)
+            if run is None:
                 self._results[position] = TriageResult(job_id, TriageOutcome.SKIPPED)
             else:
-                runs.append((position, Started(pair[0], pair[1], self._prompt, now)))
+                runs.append((position, run))
         return runs
 
     def _step_one_by_one(self, ended: list[tuple[int, Attempt]], to_start: list[int]) -> list[tuple[int, Started]]:
@@ -181,10 +176,10 @@ class _Coordinator:
             job_id = self._job_ids[position]
             try:
                 with self._attempts.transaction(batch_id, [job_id]) as tx:
-                    started = tx.start([job_id])
+                    started = tx.start([job_id], self._prompt)
                     tx.commit()
             except Exception as exc:
                 self._errors.append(exc)
                 continue
-            runs.extend(self._positions([position], started, tx.now))
+            runs.extend(self._positions([position], started))
         return runs

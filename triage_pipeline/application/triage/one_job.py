@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from uuid import UUID
 
-from triage_pipeline.application.triage.attempts import Started, TriageAttempts, TriageOutcome, TriageResult
+from triage_pipeline.application.triage.attempts import TriageAttempts, TriageOutcome, TriageResult
 from triage_pipeline.domain.ports import Clock, LlmGateway, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 
@@ -30,12 +30,10 @@ class TriageOneJob:
     def execute(self, command: TriageJobCommand) -> TriageResult:
         """Triage the job; never leaves it RUNNING unless the database itself fails."""
         with self.attempts.transaction(command.batch_id, [command.job_id]) as tx:
-            started = tx.start([command.job_id])
+            prompt = command.prompt or tx.uow.prompts.active(command.prompt_name)
+            started = tx.start([command.job_id], prompt)
             if not started:
                 return TriageResult(command.job_id, TriageOutcome.SKIPPED)
-            tx.write()
-            prompt = command.prompt or tx.uow.prompts.active(command.prompt_name)
             tx.commit()
-        job, ticket = started[0]
-        attempt = self.attempts.ask(Started(job, ticket, prompt, tx.now), command.prompt_name)
+        attempt = self.attempts.ask(started[0], command.prompt_name)
         return self.attempts.record_alone(attempt, command.batch_id)

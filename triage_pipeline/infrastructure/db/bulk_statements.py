@@ -78,7 +78,7 @@ UPDATE_JOBS = _update_from_arrays(
     _JOBS, ["id"], ["status", "attempts", "last_error", "started_at", "finished_at", "updated_at"]
 )
 UPDATE_TICKETS = _update_from_arrays(
-    _TICKETS, ["id"], ["status", "category", "priority", "triage_result", "updated_at"]
+    _TICKETS, ["id"], ["status", "category", "priority", "triage_result", "review_status", "updated_at"]
 )
 SET_ITEMS_STATUS = _update_from_arrays(
     _ITEMS, ["job_id"], ["status", "updated_at"], where="t.batch_id = CAST(:batch_id AS uuid)"
@@ -95,6 +95,7 @@ TICKET_COLUMNS = [
     "category",
     "priority",
     "triage_result",
+    "review_status",
     "created_at",
     "updated_at",
 ]

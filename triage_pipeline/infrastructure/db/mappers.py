@@ -5,6 +5,7 @@ A mapper reads a row's columns as attributes, so an ORM object and a Core row of
 """
 
 from typing import Any, cast
+from uuid import UUID
 
 from sqlalchemy import Row
 
@@ -12,8 +13,10 @@ from triage_pipeline.domain.api_key import ApiKey, ApiKeyRole
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
+from triage_pipeline.domain.example import ExampleSource, TriageExample, search_text, text_key
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority, TriageAnswer
@@ -27,6 +30,7 @@ from triage_pipeline.infrastructure.db.models import (
     PromptRow,
     TicketRow,
     TriageCorrectionRow,
+    TriageExampleRow,
     TriageJobBatchItemRow,
     TriageJobBatchRow,
     TriageJobLogRow,
@@ -49,6 +53,7 @@ def ticket_from_row(row: TicketRow) -> Ticket:
         created_at=row.created_at,
         updated_at=row.updated_at,
         answer=TriageAnswer.from_dict(row.triage_result) if row.triage_result else None,
+        review_status=ReviewStatus(row.review_status) if row.review_status else None,
     )
 
 
@@ -63,6 +68,7 @@ def ticket_to_values(ticket: Ticket) -> dict[str, object]:
         "category": ticket.answer.category if ticket.answer else None,
         "priority": ticket.answer.priority.value if ticket.answer else None,
         "triage_result": ticket.answer.as_dict() if ticket.answer else None,
+        "review_status": ticket.review_status.value if ticket.review_status else None,
         "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
     }
@@ -157,6 +163,8 @@ def prompt_from_row(row: PromptRow) -> Prompt:
         created_at=row.created_at,
         description=row.description,
         categories=tuple(category.get("enum", ())),
+        few_shot_k=row.few_shot_k,
+        review_threshold=row.review_threshold,
     )
 
 
@@ -180,6 +188,8 @@ def log_from_row(row: TriageJobLogRow) -> TriageJobLog:
         answer=row.answer,
         error_class=row.error_class,
         error_message=row.error_message,
+        example_ids=tuple(UUID(i) for i in row.example_ids or ()),
+        confidence=row.confidence,
     )
 
 
@@ -204,6 +214,8 @@ def log_to_values(log: TriageJobLog) -> dict[str, object]:
         "answer": dict(log.answer) if log.answer is not None else None,
         "error_class": log.error_class,
         "error_message": log.error_message,
+        "example_ids": [str(i) for i in log.example_ids] if log.example_ids else None,
+        "confidence": dict(log.confidence) if log.confidence is not None else None,
         "created_at": log.finished_at,
         "updated_at": log.finished_at,
     }
@@ -251,3 +263,44 @@ def api_key_from_row(row: ApiKeyRow) -> ApiKey:
         updated_at=row.updated_at,
         revoked_at=row.revoked_at,
     )
+
+
+def example_from_row(row: TriageExampleRow, similarity: float | None = None) -> TriageExample:
+    return TriageExample(
+        id=row.id,
+        owner_id=row.owner_id,
+        title=row.title,
+        description=row.description,
+        category=row.category,
+        priority=Priority(row.priority),
+        source=ExampleSource(row.source),
+        created_at=row.created_at,
+        sentiment=row.sentiment,
+        language=row.language,
+        ticket_id=row.ticket_id,
+        correction_id=row.correction_id,
+        reference=row.reference,
+        similarity=similarity,
+    )
+
+
+def example_to_values(example: TriageExample) -> dict[str, object]:
+    """TriageExample -> column values, with the search text and text key derived from its text."""
+    return {
+        "id": example.id,
+        "owner_id": example.owner_id,
+        "title": example.title,
+        "description": example.description,
+        "category": example.category,
+        "priority": example.priority.value,
+        "sentiment": example.sentiment,
+        "language": example.language,
+        "source": example.source.value,
+        "ticket_id": example.ticket_id,
+        "correction_id": example.correction_id,
+        "reference": example.reference,
+        "search_text": search_text(example.title, example.description),
+        "text_key": text_key(example.title, example.description),
+        "created_at": example.created_at,
+        "updated_at": example.created_at,
+    }

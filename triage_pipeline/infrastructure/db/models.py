@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,8 +19,9 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import Uuid
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -58,6 +60,8 @@ class TicketRow(Timestamped, Base):
         Index("ix_tickets_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tickets_status_created", "status", "created_at", "id"),
         Index("ix_tickets_created", "created_at", "id"),
+        CheckConstraint("review_status IN ('NEEDS_REVIEW','AUTO_APPLIED','REVIEWED')", name="review_status"),
+        Index("ix_tickets_review_created", "review_status", "created_at", "id"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -69,6 +73,7 @@ class TicketRow(Timestamped, Base):
     category: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[str | None] = mapped_column(String(16))
     triage_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    review_status: Mapped[str | None] = mapped_column(String(16))
 
 
 class TriageJobRow(Timestamped, Base):
@@ -136,6 +141,8 @@ class PromptRow(Timestamped, Base):
         UniqueConstraint("name", "version", name="uq_prompts_name_version"),
         CheckConstraint("version >= 1", name="version"),
         Index("uq_prompts_one_active", "name", unique=True, postgresql_where=text("is_active")),
+        CheckConstraint("few_shot_k BETWEEN 0 AND 20", name="few_shot_k"),
+        CheckConstraint("review_threshold BETWEEN 0 AND 1", name="review_threshold"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -148,6 +155,8 @@ class PromptRow(Timestamped, Base):
     model_options: Mapped[dict[str, Any]] = mapped_column(JSONB)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    few_shot_k: Mapped[int] = mapped_column(Integer, server_default="0")
+    review_threshold: Mapped[float] = mapped_column(Float, server_default="0")
 
 
 class TriageJobLogRow(Timestamped, Base):
@@ -179,6 +188,8 @@ class TriageJobLogRow(Timestamped, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    example_ids: Mapped[list[str] | None] = mapped_column(JSONB)
+    confidence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class EvaluationRunRow(Timestamped, Base):
@@ -228,6 +239,8 @@ class PromptActivationRow(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer)
     previous_version: Mapped[int | None] = mapped_column(Integer)
     activated_by: Mapped[str] = mapped_column(String(200))
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class ApiKeyRow(Timestamped, Base):
@@ -251,3 +264,37 @@ class ApiKeyRow(Timestamped, Base):
     owner_id: Mapped[UUID | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200), default="")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TriageExampleRow(Timestamped, Base):
+    """Table `triage_examples`: labelled examples; `search_text` carries the trigram index of the
+    similarity search, `text_key` the sha256 of the normalised text (see `domain.example`)."""
+
+    __tablename__ = "triage_examples"
+    __table_args__ = (
+        CheckConstraint("source IN ('correction','import')", name="source"),
+        CheckConstraint("priority IN ('low','normal','high','urgent')", name="priority"),
+        Index(
+            "ix_triage_examples_search",
+            "search_text",
+            postgresql_using="gist",
+            postgresql_ops={"search_text": "gist_trgm_ops"},
+        ),
+        Index("ix_triage_examples_owner_created", "owner_id", "created_at", "id"),
+        Index("uq_triage_examples_ticket", "ticket_id", unique=True, postgresql_where=text("ticket_id IS NOT NULL")),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[UUID | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[UUID | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    correction_id: Mapped[UUID | None] = mapped_column(ForeignKey("triage_corrections.id", ondelete="SET NULL"))
+    reference: Mapped[str] = mapped_column(String(500), server_default="")
+    search_text: Mapped[str] = mapped_column(Text)
+    text_key: Mapped[str] = mapped_column(String(64))

@@ -1,7 +1,8 @@
 """Repositories of the quality features: evaluation runs, corrections, prompt activation audit."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import func, select
@@ -109,7 +110,16 @@ class SqlPromptActivationRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
+    def add(
+        self,
+        prompt: Prompt,
+        previous_version: int | None,
+        activated_by: str,
+        now: datetime,
+        *,
+        forced: bool = False,
+        gate: Mapping[str, Any] | None = None,
+    ) -> None:
         self._session.execute(
             insert(PromptActivationRow).values(
                 id=uuid4(),
@@ -118,6 +128,8 @@ class SqlPromptActivationRepository:
                 version=prompt.version,
                 previous_version=previous_version,
                 activated_by=activated_by,
+                forced=forced,
+                gate=dict(gate) if gate is not None else None,
                 created_at=now,
                 updated_at=now,
             )

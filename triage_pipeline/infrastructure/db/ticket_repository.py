@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from triage_pipeline.domain.exceptions import DuplicateTicket, InvalidCursor, NotFound
 from triage_pipeline.domain.ports import TicketPage
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_job import TriageJob
@@ -143,6 +144,7 @@ class SqlTicketRepository:
                     "category": [t.answer.category if t.answer else None for t in tickets],
                     "priority": [t.answer.priority.value if t.answer else None for t in tickets],
                     "triage_result": [json_text(t.answer.as_dict()) if t.answer else None for t in tickets],
+                    "review_status": [t.review_status.value if t.review_status else None for t in tickets],
                     "updated_at": [t.updated_at for t in tickets],
                 },
             )
@@ -154,11 +156,14 @@ class SqlTicketRepository:
         owner_id: UUID | None,
         limit: int,
         cursor: str | None,
+        review_status: ReviewStatus | None = None,
     ) -> TicketPage:
         """Tickets newest first, filtered, one page at a time (keyset pagination)."""
         query = select(TicketRow)
         if status is not None:
             query = query.where(TicketRow.status == status.value)
+        if review_status is not None:
+            query = query.where(TicketRow.review_status == review_status.value)
         if owner_id is not None:
             query = query.where(TicketRow.owner_id == owner_id)
         if cursor is not None:

@@ -11,6 +11,7 @@ from triage_pipeline.domain.ports import (
     BatchRepository,
     CorrectionRepository,
     EvaluationRunRepository,
+    ExampleRepository,
     OwnerRepository,
     PromptActivationRepository,
     PromptRepository,
@@ -20,6 +21,7 @@ from triage_pipeline.domain.ports import (
 )
 from triage_pipeline.infrastructure.db.api_key_repository import SqlApiKeyRepository
 from triage_pipeline.infrastructure.db.batch_repository import SqlBatchRepository
+from triage_pipeline.infrastructure.db.example_repository import SqlExampleRepository
 from triage_pipeline.infrastructure.db.owner_repository import SqlOwnerRepository
 from triage_pipeline.infrastructure.db.prompt_repository import SqlPromptRepository
 from triage_pipeline.infrastructure.db.quality_repositories import (
@@ -46,6 +48,7 @@ class SqlUnitOfWork:
     corrections: CorrectionRepository
     activations: PromptActivationRepository
     api_keys: ApiKeyRepository
+    examples: ExampleRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -62,6 +65,7 @@ class SqlUnitOfWork:
         self.corrections = SqlCorrectionRepository(self.session)
         self.activations = SqlPromptActivationRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
+        self.examples = SqlExampleRepository(self.session)
         return self
 
     def __exit__(

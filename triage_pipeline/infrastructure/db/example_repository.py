@@ -1,0 +1,130 @@
+"""Labelled examples in table `triage_examples`, found by trigram similarity (pg_trgm) in the database."""
+
+from collections.abc import Sequence
+from typing import cast
+from uuid import UUID
+
+from sqlalchemy import Table, delete, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from triage_pipeline.domain.example import TriageExample, search_text, text_key
+from triage_pipeline.domain.ports import ExampleQuery
+from triage_pipeline.infrastructure.db.bulk_statements import as_arrays
+from triage_pipeline.infrastructure.db.mappers import example_from_row, example_to_values
+from triage_pipeline.infrastructure.db.models import TriageExampleRow
+from triage_pipeline.infrastructure.db.ticket_repository import decode_cursor, encode_cursor
+
+_EXAMPLES = cast(Table, TriageExampleRow.__table__)
+_COLUMNS = [c.name for c in _EXAMPLES.c]
+_INSERT = text(
+    f"INSERT INTO triage_examples ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {_EXAMPLES.c[c].type.compile()}[])" for c in _COLUMNS)
+    + ")"
+)
+# Every query's k nearest in one statement: a LATERAL kNN scan of the GiST trigram index per query
+# (`<->` is 1 - similarity), filtered by owner (the query's own and shared ones) and vocabulary.
+_NEAREST = text(
+    f"""
+    SELECT q.key AS query_key, n.distance, {", ".join(f"n.{c}" for c in _COLUMNS)}
+      FROM unnest(CAST(:keys AS uuid[]), CAST(:owners AS uuid[]), CAST(:texts AS text[]), CAST(:text_keys AS text[]))
+           AS q(key, owner_id, search_text, text_key)
+     CROSS JOIN LATERAL (
+           SELECT e.*, e.search_text <-> q.search_text AS distance
+             FROM triage_examples e
+            WHERE (e.owner_id = q.owner_id OR e.owner_id IS NULL)
+              AND e.category = ANY(CAST(:categories AS text[]))
+              AND (NOT :exclude_same_text OR e.text_key <> q.text_key)
+            ORDER BY e.search_text <-> q.search_text
+            LIMIT :k) AS n
+     ORDER BY q.key, n.distance, n.id
+    """
+)
+
+
+class SqlExampleRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_many(self, examples: Sequence[TriageExample]) -> None:
+        """One statement for any number of examples."""
+        if examples:
+            self._session.connection().execute(
+                _INSERT, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
+            )
+
+    def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
+        values = example_to_values(example)
+        updated = {k: v for k, v in values.items() if k not in ("id", "created_at", "ticket_id", "owner_id")}
+        row = self._session.execute(
+            insert(TriageExampleRow)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=["ticket_id"], index_where=text("ticket_id IS NOT NULL"), set_=updated
+            )
+            .returning(TriageExampleRow)
+        ).scalar_one()
+        return example_from_row(row)
+
+    def get(self, example_id: UUID) -> TriageExample | None:
+        row = self._session.get(TriageExampleRow, example_id)
+        return example_from_row(row) if row else None
+
+    def delete(self, example_id: UUID) -> bool:
+        result = self._session.execute(
+            delete(TriageExampleRow).where(TriageExampleRow.id == example_id).returning(TriageExampleRow.id)
+        )
+        return result.first() is not None
+
+    def page(
+        self, *, owner_id: UUID | None, shared_only: bool, limit: int, cursor: str | None
+    ) -> tuple[list[TriageExample], str | None]:
+        query = select(TriageExampleRow)
+        if owner_id is not None:
+            query = query.where((TriageExampleRow.owner_id == owner_id) | TriageExampleRow.owner_id.is_(None))
+        elif shared_only:
+            query = query.where(TriageExampleRow.owner_id.is_(None))
+        if cursor is not None:
+            created_at, last_id = decode_cursor(cursor)
+            query = query.where(
+                tuple_(TriageExampleRow.created_at, TriageExampleRow.id) < tuple_(created_at, last_id)
+            )
+        rows = list(
+            self._session.scalars(
+                query.order_by(TriageExampleRow.created_at.desc(), TriageExampleRow.id.desc()).limit(limit + 1)
+            )
+        )
+        next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        return [example_from_row(r) for r in rows[:limit]], next_cursor
+
+    def nearest(
+        self,
+        queries: Sequence[ExampleQuery],
+        k: int,
+        categories: Sequence[str],
+        *,
+        exclude_same_text: bool,
+    ) -> dict[UUID, list[TriageExample]]:
+        found: dict[UUID, list[TriageExample]] = {q.key: [] for q in queries}
+        if not queries or k <= 0 or not categories:
+            return found
+        rows = self._session.connection().execute(
+            _NEAREST,
+            {
+                "keys": [q.key for q in queries],
+                "owners": [q.owner_id for q in queries],
+                "texts": [search_text(q.title, q.description) for q in queries],
+                "text_keys": [text_key(q.title, q.description) for q in queries],
+                "categories": list(categories),
+                "exclude_same_text": exclude_same_text,
+                "k": k,
+            },
+        )
+        for row in rows:
+            found[row.query_key].append(
+                example_from_row(cast(TriageExampleRow, row), similarity=round(1.0 - float(row.distance), 4))
+            )
+        return found
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(TriageExampleRow)) or 0)
