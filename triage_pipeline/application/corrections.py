@@ -1,10 +1,12 @@
 """Human corrections of triage answers, re-triage of finished tickets, and corrections as labelled data."""
 
+import logging
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from triage_pipeline.domain.correction import REASON_MAX_LENGTH, TriageCorrection
 from triage_pipeline.domain.evaluation import LabelledTicket
+from triage_pipeline.domain.example import ExampleSource, TriageExample
 from triage_pipeline.domain.exceptions import NotCorrectable, NotFound, RetriageNotAllowed, UnknownLabel
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
@@ -12,6 +14,8 @@ from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority
 from triage_pipeline.domain.triage_job import TriageJob
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +67,56 @@ class CorrectTriage:
                 corrected_by=command.actor,
             )
             uow.corrections.add(correction)
+            # The person's labels become the ticket's example (one per ticket, the latest correction wins),
+            # so the next similar ticket is shown this answer: a correction improves the next triage.
+            uow.examples.upsert_for_ticket(
+                TriageExample(
+                    id=uuid4(),
+                    owner_id=ticket.owner_id,
+                    title=ticket.title,
+                    description=ticket.description,
+                    category=correction.category,
+                    priority=correction.priority,
+                    source=ExampleSource.CORRECTION,
+                    created_at=correction.created_at,
+                    sentiment=ticket.answer.sentiment.value,
+                    language=ticket.answer.language,
+                    ticket_id=ticket.id,
+                    correction_id=correction.id,
+                    reference=f"correction {correction.id}",
+                )
+            )
+            uow.tickets.update(ticket.mark_reviewed(correction.created_at))
             uow.commit()
         return correction
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptTriageCommand:
+    """A person confirms a ticket's answer as it is."""
+
+    ticket_id: UUID
+    actor: str = ""
+
+
+class AcceptTriage:
+    """Mark the answer REVIEWED (it leaves the review queue); the answer itself is unchanged."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: AcceptTriageCommand) -> Ticket:
+        """NotFound for an unknown ticket; NotCorrectable when it has no answer yet."""
+        with self._uow() as uow:
+            ticket = uow.tickets.get(command.ticket_id)
+            if ticket is None:
+                raise NotFound("ticket", command.ticket_id)
+            reviewed = ticket.mark_reviewed(self._clock.now())
+            uow.tickets.update(reviewed)
+            uow.commit()
+        logger.info("triage answer accepted", extra={"ticket_id": ticket.id, "fields": {"actor": command.actor}})
+        return reviewed
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import uuid4
 
-from triage_pipeline.domain.exceptions import InvalidPrompt, NoActivePrompt, NotFound
+from triage_pipeline.domain import promotion_gate
+from triage_pipeline.domain.exceptions import InvalidPrompt, NoActivePrompt, NotFound, PromotionRefused
 from triage_pipeline.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, FEW_SHOT_K_MAX, Prompt
 
 SchemaBuilder = Callable[[Sequence[str]], dict[str, Any]]
 ALLOWED_OPTIONS = frozenset({"temperature", "seed", "num_predict", "top_p", "top_k", "num_ctx", "repeat_penalty"})
@@ -41,15 +42,18 @@ class AddPromptCommand:
     description: str = ""
     activate: bool = False
     actor: str = "cli"
+    few_shot_k: int | None = None
+    review_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ActivatePromptCommand:
-    """Make one version the active one of its name."""
+    """Make one version the active one of its name; `force` overrides the promotion gate (recorded)."""
 
     version: int
     name: str = DEFAULT_PROMPT_NAME
     actor: str = "cli"
+    force: bool = False
 
 
 def _of(prompt: Prompt | None) -> Prompt:
@@ -57,10 +61,18 @@ def _of(prompt: Prompt | None) -> Prompt:
     return prompt
 
 
-def _activate(uow: UnitOfWork, prompt: Prompt, actor: str, clock: Clock) -> None:
+def _activate(
+    uow: UnitOfWork,
+    prompt: Prompt,
+    actor: str,
+    clock: Clock,
+    *,
+    forced: bool = False,
+    gate: Mapping[str, Any] | None = None,
+) -> None:
     previous = uow.prompts.active(prompt.name)
     uow.prompts.activate(prompt.name, prompt.version)
-    uow.activations.add(prompt, previous.version if previous else None, actor, clock.now())
+    uow.activations.add(prompt, previous.version if previous else None, actor, clock.now(), forced=forced, gate=gate)
 
 
 class AddPromptVersion:
@@ -97,6 +109,18 @@ class AddPromptVersion:
             unknown = set(options) - ALLOWED_OPTIONS
             if unknown:
                 raise InvalidPrompt(f"unknown model options: {', '.join(sorted(unknown))}")
+            few_shot_k = command.few_shot_k if command.few_shot_k is not None else base.few_shot_k if base else 0
+            threshold = (
+                command.review_threshold
+                if command.review_threshold is not None
+                else base.review_threshold
+                if base
+                else 0.0
+            )
+            if not 0 <= few_shot_k <= FEW_SHOT_K_MAX:
+                raise InvalidPrompt(f"few_shot_k must be between 0 and {FEW_SHOT_K_MAX}, got {few_shot_k}")
+            if not 0.0 <= threshold <= 1.0:
+                raise InvalidPrompt(f"review_threshold must be between 0 and 1, got {threshold}")
             prompt = Prompt(
                 id=uuid4(),
                 name=command.name,
@@ -109,6 +133,8 @@ class AddPromptVersion:
                 created_at=self._clock.now(),
                 description=command.description,
                 categories=tuple(categories),
+                few_shot_k=few_shot_k,
+                review_threshold=threshold,
             )
             uow.prompts.add(prompt)
             if command.activate:
@@ -125,12 +151,31 @@ class ActivatePrompt:
         self._clock = clock
 
     def execute(self, command: ActivatePromptCommand) -> Prompt:
-        """The now-active version; NotFound for an unknown version."""
+        """The now-active version; NotFound for an unknown version; PromotionRefused (with the figures) when
+        it evaluated worse than the active version on a file both were evaluated on, unless `force`."""
         with self._uow() as uow:
             prompt = uow.prompts.by_version(command.name, command.version)
             if prompt is None:
                 raise NotFound("prompt version", f"{command.name} v{command.version}")
-            _activate(uow, prompt, command.actor, self._clock)
+            active = uow.prompts.active(command.name)
+            comparisons: list[dict[str, Any]] = []
+            if active is not None and active.version != prompt.version:
+                comparisons = promotion_gate.compare(
+                    uow.evaluations.list(command.name, [prompt.version]),
+                    uow.evaluations.list(command.name, [active.version]),
+                )
+            refused = any(c["worse"] for c in comparisons)
+            if refused and not command.force:
+                assert active is not None
+                raise PromotionRefused(prompt.version, active.version, comparisons)
+            _activate(
+                uow,
+                prompt,
+                command.actor,
+                self._clock,
+                forced=refused,
+                gate={"comparisons": comparisons, "overridden": refused},
+            )
             uow.commit()
             active = uow.prompts.active(command.name)
         assert active is not None

@@ -131,3 +131,21 @@ class Forbidden(DomainError):
     def __init__(self, action: str) -> None:
         super().__init__(f"this API key may not {action}")
         self.action = action
+
+
+class PromotionRefused(DomainError):
+    """A prompt version evaluated worse than the active one on the same labelled file (the promotion gate)."""
+
+    code = "promotion_refused"
+
+    def __init__(self, version: int, active_version: int, comparisons: list[dict[str, object]]) -> None:
+        worse = "; ".join(
+            f"{c['figure']} {c['candidate']:.3f} < {c['active']:.3f} on {c['dataset']}"
+            for c in comparisons
+            if c["worse"]
+        )
+        super().__init__(
+            f"version {version} evaluated worse than the active version {active_version}: {worse}"
+            " (activate with --force / force=true to override; the override is recorded)"
+        )
+        self.comparisons = comparisons

@@ -324,6 +324,10 @@ class ExampleRepository(Protocol):
 
     def count(self) -> int: ...
 
+    def ids_by_text_key(self, owner_id: UUID | None, keys: Sequence[str]) -> dict[str, UUID]:
+        """Examples of exactly this owner (None: shared ones) whose text key is one of `keys`."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     """Issued API keys (hashes only)."""

@@ -216,9 +216,7 @@ class AttemptsTransaction:
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
         examples = self._examples([ticket for _, ticket in started], prompt)
-        return [
-            Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ()))) for job, ticket in started
-        ]
+        return [Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ()))) for job, ticket in started]
 
     def _examples(self, tickets: Sequence[Ticket], prompt: Prompt | None) -> dict[UUID, list[TriageExample]]:
         if prompt is None or prompt.few_shot_k <= 0 or not tickets:

@@ -49,9 +49,7 @@ class SqlExampleRepository:
     def add_many(self, examples: Sequence[TriageExample]) -> None:
         """One statement for any number of examples."""
         if examples:
-            self._session.connection().execute(
-                _INSERT, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
-            )
+            self._session.connection().execute(_INSERT, as_arrays([example_to_values(e) for e in examples], _COLUMNS))
 
     def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
         values = example_to_values(example)
@@ -86,9 +84,7 @@ class SqlExampleRepository:
             query = query.where(TriageExampleRow.owner_id.is_(None))
         if cursor is not None:
             created_at, last_id = decode_cursor(cursor)
-            query = query.where(
-                tuple_(TriageExampleRow.created_at, TriageExampleRow.id) < tuple_(created_at, last_id)
-            )
+            query = query.where(tuple_(TriageExampleRow.created_at, TriageExampleRow.id) < tuple_(created_at, last_id))
         rows = list(
             self._session.scalars(
                 query.order_by(TriageExampleRow.created_at.desc(), TriageExampleRow.id.desc()).limit(limit + 1)
@@ -128,3 +124,14 @@ class SqlExampleRepository:
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(TriageExampleRow)) or 0)
+
+    def ids_by_text_key(self, owner_id: UUID | None, keys: Sequence[str]) -> dict[str, UUID]:
+        if not keys:
+            return {}
+        owner = TriageExampleRow.owner_id.is_(None) if owner_id is None else TriageExampleRow.owner_id == owner_id
+        rows = self._session.execute(
+            select(TriageExampleRow.text_key, TriageExampleRow.id).where(
+                owner, TriageExampleRow.text_key.in_(list(set(keys)))
+            )
+        )
+        return {key: example_id for key, example_id in rows}

@@ -28,6 +28,8 @@ class SqlPromptRepository:
                 output_schema=dict(prompt.output_schema),
                 model_options=dict(prompt.model_options),
                 is_active=prompt.is_active,
+                few_shot_k=prompt.few_shot_k,
+                review_threshold=prompt.review_threshold,
                 created_at=prompt.created_at,
                 updated_at=prompt.created_at,
             )

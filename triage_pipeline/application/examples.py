@@ -1,0 +1,171 @@
+"""Labelled examples: import many (a result per item), list, delete; owners see their own and shared ones."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from triage_pipeline.domain.example import ExampleSource, TriageExample, text_key
+from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
+from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
+from triage_pipeline.domain.triage_answer import Priority, Sentiment
+
+LANGUAGE_LENGTH = 2
+
+
+@dataclass(frozen=True, slots=True)
+class NewExample:
+    """One labelled ticket to learn from, as a client or a file gives it (labels not checked yet)."""
+
+    title: str
+    description: str
+    category: str
+    priority: str
+    sentiment: str | None = None
+    language: str | None = None
+    reference: str = ""
+
+
+class ExampleItemStatus(StrEnum):
+    CREATED = "CREATED"
+    DUPLICATE = "DUPLICATE"
+    """The same text is already an example of this owner (or shared): nothing is added."""
+    INVALID = "INVALID"
+    """A label outside the active prompt's vocabulary, or an empty text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleItemResult:
+    status: ExampleItemStatus
+    example_id: UUID | None = None
+    field: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportExamplesCommand:
+    """Add these examples to `owner_id`'s bank (None: the shared bank, an admin's decision)."""
+
+    items: Sequence[NewExample]
+    owner_id: UUID | None
+    prompt_name: str = DEFAULT_PROMPT_NAME
+
+
+def _problem(item: NewExample, categories: tuple[str, ...]) -> tuple[str, str] | None:
+    """(field, message) of the first thing wrong with an item, or None."""
+    if not item.title.strip() and not item.description.strip():
+        return "title", "an example needs a title or a description"
+    if item.category not in categories:
+        return "category", f"category {item.category!r} is not one of {', '.join(categories)}"
+    if item.priority not in Priority.__members__.values():
+        return "priority", f"priority {item.priority!r} is not one of {', '.join(p.value for p in Priority)}"
+    if item.sentiment is not None and item.sentiment not in Sentiment.__members__.values():
+        return "sentiment", f"sentiment {item.sentiment!r} is not one of {', '.join(s.value for s in Sentiment)}"
+    if item.language is not None and not (len(item.language) == LANGUAGE_LENGTH and item.language.isalpha()):
+        return "language", f"language {item.language!r} is not an ISO 639-1 code such as en"
+    return None
+
+
+class ImportExamples:
+    """Validate every item against the active prompt's vocabulary; store the valid new ones in one transaction.
+
+    An invalid item or a duplicate never holds back the others; nothing is stored if the database fails.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: ImportExamplesCommand) -> list[ExampleItemResult]:
+        """One result per item, in order. NotFound for an unknown owner, NoActivePrompt without a vocabulary."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            if command.owner_id is not None and uow.owners.get(command.owner_id) is None:
+                raise NotFound("owner", command.owner_id)
+            prompt = uow.prompts.active(command.prompt_name)
+            if prompt is None:
+                raise NoActivePrompt(command.prompt_name)
+            keys = [text_key(item.title, item.description) for item in command.items]
+            existing = uow.examples.ids_by_text_key(command.owner_id, keys)
+            results: list[ExampleItemResult] = []
+            new: list[TriageExample] = []
+            for item, key in zip(command.items, keys, strict=True):
+                problem = _problem(item, prompt.categories)
+                if problem is not None:
+                    results.append(ExampleItemResult(ExampleItemStatus.INVALID, field=problem[0], error=problem[1]))
+                    continue
+                if key in existing:
+                    results.append(ExampleItemResult(ExampleItemStatus.DUPLICATE, existing[key]))
+                    continue
+                example = TriageExample(
+                    id=uuid4(),
+                    owner_id=command.owner_id,
+                    title=item.title,
+                    description=item.description,
+                    category=item.category,
+                    priority=Priority(item.priority),
+                    source=ExampleSource.IMPORT,
+                    created_at=now,
+                    sentiment=item.sentiment,
+                    language=item.language,
+                    reference=item.reference,
+                )
+                existing[key] = example.id  # a repeat inside the same import is a duplicate of this one
+                new.append(example)
+                results.append(ExampleItemResult(ExampleItemStatus.CREATED, example.id))
+            uow.examples.add_many(new)
+            uow.commit()
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class ListExamplesQuery:
+    """`owner_id` set: that owner's and the shared examples; None: every example (admins), or only the
+    shared ones with `shared_only`."""
+
+    owner_id: UUID | None
+    shared_only: bool = False
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExamplePage:
+    items: list[TriageExample]
+    next_cursor: str | None
+
+
+class ListExamples:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: ListExamplesQuery) -> ExamplePage:
+        """Newest first; InvalidCursor for a cursor that is not one of ours."""
+        with self._uow() as uow:
+            items, cursor = uow.examples.page(
+                owner_id=command.owner_id, shared_only=command.shared_only, limit=command.limit, cursor=command.cursor
+            )
+        return ExamplePage(items, cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExampleCommand:
+    """`caller_owner_id` None: an admin, who may delete any example; an owner deletes only its own."""
+
+    example_id: UUID
+    caller_owner_id: UUID | None
+
+
+class DeleteExample:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: DeleteExampleCommand) -> None:
+        """NotFound for an unknown example and for one the caller may not touch (another owner's, or shared)."""
+        with self._uow() as uow:
+            example = uow.examples.get(command.example_id)
+            if example is None or (command.caller_owner_id is not None and example.owner_id != command.caller_owner_id):
+                raise NotFound("example", command.example_id)
+            uow.examples.delete(example.id)
+            uow.commit()
