@@ -55,12 +55,14 @@ def upgrade() -> None:
         sa.CheckConstraint("source IN ('correction','import')", name="ck_triage_examples_source"),
         sa.CheckConstraint("priority IN ('low','normal','high','urgent')", name="ck_triage_examples_priority"),
     )
+    # A trigram GiST signature of 512 bytes (the default is 12): the search texts are up to 500 characters,
+    # and with short signatures nearly every page matches, so a kNN scan reads most of the index.
     op.create_index(
         "ix_triage_examples_search",
         "triage_examples",
         ["search_text"],
         postgresql_using="gist",
-        postgresql_ops={"search_text": "gist_trgm_ops"},
+        postgresql_ops={"search_text": "gist_trgm_ops(siglen=512)"},
     )
     op.create_index("ix_triage_examples_owner_created", "triage_examples", ["owner_id", "created_at", "id"])
     op.create_index(

@@ -2,13 +2,16 @@
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from triage_pipeline.application.triage import error_class_of
+from triage_pipeline.domain.calibration import ScoredAnswer, calibration_report
+from triage_pipeline.domain.confidence import settle_answer
 from triage_pipeline.domain.evaluation import (
     EVALUATED_FIELDS,
     EvaluationItem,
@@ -17,8 +20,9 @@ from triage_pipeline.domain.evaluation import (
     LabelledTicket,
     build_report,
 )
+from triage_pipeline.domain.example import NeighbourVote, TriageExample
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
-from triage_pipeline.domain.ports import Clock, LlmGateway, UnitOfWorkFactory
+from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmGateway, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 from triage_pipeline.domain.triage_answer import Priority, Sentiment
 
@@ -36,6 +40,9 @@ class EvaluateCommand:
     prompt_name: str = DEFAULT_PROMPT_NAME
     concurrency: int = 4
     on_progress: Progress | None = None
+    target_precision: float = 0.9
+    owner_id: UUID | None = None
+    """Examples of this owner and the shared ones are used; None: the shared ones only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +72,10 @@ class EvaluatePrompts:
         done = 0
         results = []
         for prompt in prompts:
+            neighbours = self._neighbours(prompt, command)
             with ThreadPoolExecutor(max_workers=max(1, command.concurrency)) as pool:
                 items = []
-                for item in pool.map(self._one, [prompt] * len(command.items), command.items):
+                for item in pool.map(self._one, [prompt] * len(command.items), command.items, neighbours):
                     items.append(item)
                     done += 1
                     if command.on_progress:
@@ -88,7 +96,19 @@ class EvaluatePrompts:
                 model=self._llm.model,
                 dataset=command.dataset,
                 dataset_sha256=command.dataset_sha256,
-                report={**report.as_dict(), "corrections": corrections},
+                report={
+                    **report.as_dict(),
+                    "corrections": corrections,
+                    "few_shot_k": prompt.few_shot_k,
+                    "review_threshold": prompt.review_threshold,
+                    "calibration": calibration_report(
+                        [ScoredAnswer(i.confidence or 0.0, _right(i, "category")) for i in items if i.predicted],
+                        invalid=report.invalid,
+                        threshold=prompt.review_threshold,
+                        target_precision=command.target_precision,
+                    ),
+                    "floors": floors(items),
+                },
                 created_at=self._clock.now(),
             )
             with self._uow() as uow:
@@ -112,10 +132,31 @@ class EvaluatePrompts:
                 prompts.append(prompt)
             return prompts
 
-    def _one(self, prompt: Prompt, ticket: LabelledTicket) -> EvaluationItem:
+    def _neighbours(self, prompt: Prompt, command: EvaluateCommand) -> list[list[TriageExample]]:
+        """The nearest examples of every ticket in one statement, never the ticket itself (same text)."""
+        keys = [uuid4() for _ in command.items]
+        queries = [
+            ExampleQuery(key, command.owner_id, item.title, item.description)
+            for key, item in zip(keys, command.items, strict=True)
+        ]
+        with self._uow() as uow:
+            found = uow.examples.nearest(
+                queries, max(prompt.few_shot_k, FLOOR_K), prompt.categories, exclude_same_text=True
+            )
+        return [found.get(key, []) for key in keys]
+
+    def _one(self, prompt: Prompt, ticket: LabelledTicket, neighbours: list[TriageExample]) -> EvaluationItem:
         started = time.monotonic()
+        vote = {
+            "category": NeighbourVote.of([(e.category, e.similarity or 0.0) for e in neighbours[:FLOOR_K]]).winner,
+            "priority": NeighbourVote.of(
+                [(e.priority.value, e.similarity or 0.0) for e in neighbours[:FLOOR_K]]
+            ).winner,
+        }
+        floor = {k: v for k, v in vote.items() if v is not None}
+        examples = neighbours[: prompt.few_shot_k]
         try:
-            answer = self._llm.triage(prompt.render(ticket.title, ticket.description))
+            answer = self._llm.triage(prompt.render(ticket.title, ticket.description, examples))
         except Exception as exc:  # one bad ticket is an invalid output, never a crashed evaluation
             return EvaluationItem(
                 external_id=ticket.external_id,
@@ -123,8 +164,17 @@ class EvaluatePrompts:
                 predicted=None,
                 error_class=error_class_of(exc),
                 latency_ms=int((time.monotonic() - started) * 1000),
+                neighbours=floor,
             )
-        predicted = {k: str(v) for k, v in answer.answer.as_dict().items() if k != "summary"}
+        settled = settle_answer(
+            answer.answer,
+            category_probability=answer.category_probability,
+            priority_probability=answer.priority_probability,
+            examples=examples,
+            vocabulary=prompt.categories,
+            review_threshold=prompt.review_threshold,
+        )
+        predicted = {k: str(v) for k, v in settled.answer.as_dict().items() if k not in ("summary", "confidence")}
         return EvaluationItem(
             external_id=ticket.external_id,
             gold=ticket.labels,
@@ -133,6 +183,8 @@ class EvaluatePrompts:
             latency_ms=int((time.monotonic() - started) * 1000),
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
+            confidence=settled.answer.confidence,
+            neighbours=floor,
         )
 
     def _corrections_accuracy(self) -> dict[str, Any]:
@@ -167,6 +219,34 @@ class ListEvaluations:
             return uow.evaluations.list(command.prompt_name, command.versions)
 
 
+FLOOR_K = 5
+"""Neighbours whose vote is the nearest-neighbour floor (and at least as many are retrieved)."""
+
+
+def _right(item: EvaluationItem, name: str) -> bool:
+    return item.predicted is not None and item.predicted.get(name) == item.gold.get(name)
+
+
+def floors(items: Sequence[EvaluationItem]) -> dict[str, Any]:
+    """Two baselines measured on the same tickets: always the most common gold label of the file, and the
+    similarity-weighted vote of the nearest examples alone (no LLM)."""
+    result: dict[str, Any] = {}
+    for name in ("category", "priority"):
+        gold = [item.gold[name] for item in items if name in item.gold]
+        if not gold:
+            continue
+        majority, count = Counter(gold).most_common(1)[0]
+        knn_right = sum(
+            1 for item in items if name in item.gold and (item.neighbours or {}).get(name) == item.gold[name]
+        )
+        result[name] = {
+            "majority_label": majority,
+            "majority_accuracy": count / len(gold),
+            "neighbour_vote_accuracy": knn_right / len(gold),
+        }
+    return result
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -185,6 +265,7 @@ def comparison_rows(results: Sequence[VersionResult]) -> list[list[str]]:
         ["errors", *(json.dumps(dict(r.report.errors)) for r in results)],
         ["model", *(r.model for r in results)],
     ]
+    rows += confidence_rows(results)
     corrections = results[0].corrections if results else {}
     if corrections.get("corrected_tickets"):
         summary = (
@@ -192,4 +273,63 @@ def comparison_rows(results: Sequence[VersionResult]) -> list[list[str]]:
             f"priority {_pct(corrections['priority_accuracy'])}"
         )
         rows.append(["production vs human corrections", *(summary for _ in results)])
+    return rows
+
+
+def confidence_rows(results: Sequence[VersionResult]) -> list[list[str]]:
+    """The figures that say whether confidence can be trusted, and the two floors, one column per version."""
+
+    def calibration(r: VersionResult) -> dict[str, Any]:
+        return dict(r.run.report.get("calibration") or {})
+
+    def split(r: VersionResult) -> str:
+        at = calibration(r).get("at_threshold") or {}
+        counts = f"{at.get('auto_right', 0)} / {at.get('auto_wrong', 0)} / {at.get('review', 0)}"
+        return f"{counts} (t={r.prompt.review_threshold:g})"
+
+    def precision(r: VersionResult) -> str:
+        at = calibration(r).get("at_threshold") or {}
+        return f"{_pct(at.get('precision'))} / {_pct(at.get('coverage'))}"
+
+    def best(r: VersionResult) -> str:
+        found = calibration(r).get("lowest_threshold_for_target")
+        if not found:
+            return "none reaches it"
+        return f"t={found['threshold']:.3f}: coverage {_pct(found['coverage'])}, precision {_pct(found['precision'])}"
+
+    def floor(r: VersionResult, name: str, figure: str) -> str:
+        values = (r.run.report.get("floors") or {}).get(name) or {}
+        return _pct(values.get(figure))
+
+    target = calibration(results[0]).get("target_precision", 0.9) if results else 0.9
+    return [
+        ["few-shot examples (k)", *(str(r.prompt.few_shot_k) for r in results)],
+        ["auto-applied right / wrong / review", *(split(r) for r in results)],
+        ["auto-applied precision / coverage", *(precision(r) for r in results)],
+        ["ECE (category confidence)", *(f"{calibration(r).get('ece', 0.0):.3f}" for r in results)],
+        [f"lowest threshold for precision >= {target:.0%}", *(best(r) for r in results)],
+        [
+            "floor: most common label (category / priority)",
+            *(
+                f"{floor(r, 'category', 'majority_accuracy')} / {floor(r, 'priority', 'majority_accuracy')}"
+                for r in results
+            ),
+        ],
+        [
+            "floor: nearest-neighbour vote (category / priority)",
+            *(
+                f"{floor(r, 'category', 'neighbour_vote_accuracy')} / {floor(r, 'priority', 'neighbour_vote_accuracy')}"
+                for r in results
+            ),
+        ],
+    ]
+
+
+def sweep_rows(result: VersionResult) -> list[list[str]]:
+    """The threshold sweep of one version: coverage and precision of auto-applied answers per threshold."""
+    rows = []
+    for point in (result.run.report.get("calibration") or {}).get("sweep", []):
+        rows.append(
+            [f"{point['threshold']:.2f}", _pct(point["coverage"]), _pct(point["precision"]), str(point["review"])]
+        )
     return rows

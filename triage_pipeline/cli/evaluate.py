@@ -6,7 +6,13 @@ import sys
 from pathlib import Path
 
 from triage_pipeline.application.corrections import CorrectionsAsLabelsQuery, ExportCorrectionsAsLabels
-from triage_pipeline.application.evaluation import EvaluateCommand, EvaluatePrompts, VersionResult, comparison_rows
+from triage_pipeline.application.evaluation import (
+    EvaluateCommand,
+    EvaluatePrompts,
+    VersionResult,
+    comparison_rows,
+    sweep_rows,
+)
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.output import print_table, progress_bar
 from triage_pipeline.infrastructure.labelled_file import read_labelled, sha256_of
@@ -21,6 +27,11 @@ def print_comparison(results: list[VersionResult]) -> None:
         rows,
     )
     for result in results:
+        print_table(
+            f"threshold sweep, v{result.prompt.version} (category confidence; answers below go to review)",
+            ["threshold", "coverage", "precision", "to review"],
+            sweep_rows(result),
+        )
         for name in ("category", "priority"):
             score = result.report.fields[name]
             print_table(
@@ -46,6 +57,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
                 dataset_sha256=sha256_of(path),
                 versions=args.prompt_version or [],
                 concurrency=args.concurrency,
+                target_precision=args.target_precision,
                 on_progress=lambda done, _total: bar.update(bar.task_ids[0], completed=done),
             )
         )
@@ -64,6 +76,16 @@ def cmd_export_corrections(container: Container, args: argparse.Namespace) -> in
     return 0
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
+    return value
+
+
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register `eval` and `corrections export`."""
     evaluate = sub.add_parser("eval", help="evaluate prompt versions on a labelled JSONL/CSV file")
@@ -71,6 +93,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     evaluate.add_argument("--prompt-version", type=int, action="append", help="version to evaluate (repeatable)")
     evaluate.add_argument("--limit", type=int, default=None, help="only the first N tickets")
     evaluate.add_argument("--concurrency", type=int, default=4)
+    evaluate.add_argument(
+        "--target-precision",
+        type=_share,
+        default=0.9,
+        help="precision of auto-applied answers the reported lowest threshold must reach (default 0.9)",
+    )
     evaluate.set_defaults(container_handler=cmd_eval)
     corrections = sub.add_parser("corrections", help="human corrections: export --output FILE")
     actions = corrections.add_subparsers(dest="action", required=True)

@@ -31,6 +31,10 @@ class EvaluationItem:
     latency_ms: int
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    confidence: float | None = None
+    """The computed confidence of the stored answer (None for an invalid output)."""
+    neighbours: Mapping[str, str] | None = None
+    """What the nearest examples' vote alone says (category, priority): the nearest-neighbour floor."""
 
 
 @dataclass(frozen=True, slots=True)

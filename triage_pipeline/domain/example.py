@@ -14,7 +14,7 @@ from uuid import UUID
 
 from triage_pipeline.domain.triage_answer import Priority
 
-SEARCH_TEXT_MAX_LENGTH = 1_000
+SEARCH_TEXT_MAX_LENGTH = 500
 """Similarity is judged on the start of a ticket: its title and first lines say what it is about, and a
 bounded text keeps the trigram index small and each comparison cheap."""
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from triage_pipeline.infrastructure.db.models import (
     TicketRow,
+    TriageExampleRow,
     TriageJobBatchItemRow,
     TriageJobLogRow,
     TriageJobRow,
@@ -25,6 +26,7 @@ _TICKETS = cast(Table, TicketRow.__table__)
 _JOBS = cast(Table, TriageJobRow.__table__)
 _ITEMS = cast(Table, TriageJobBatchItemRow.__table__)
 _LOGS = cast(Table, TriageJobLogRow.__table__)
+_EXAMPLES = cast(Table, TriageExampleRow.__table__)
 _PG = PGDialect()  # type: ignore[no-untyped-call]  # only compiles column types to SQL
 
 
@@ -124,3 +126,7 @@ INSERT_LOGS = _insert_from_arrays(_LOGS, LOG_COLUMNS)
 # The items of a new batch (its claim).
 ITEM_COLUMNS = ["id", "batch_id", "job_id", "status", "created_at", "updated_at"]
 INSERT_ITEMS = _insert_from_arrays(_ITEMS, ITEM_COLUMNS)
+
+# Imported examples (example_to_values keys).
+EXAMPLE_COLUMNS = [c.name for c in _EXAMPLES.c]
+INSERT_EXAMPLES = _insert_from_arrays(_EXAMPLES, EXAMPLE_COLUMNS)

@@ -4,24 +4,18 @@ from collections.abc import Sequence
 from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, delete, func, select, text, tuple_
+from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from triage_pipeline.domain.example import TriageExample, search_text, text_key
 from triage_pipeline.domain.ports import ExampleQuery
-from triage_pipeline.infrastructure.db.bulk_statements import as_arrays
+from triage_pipeline.infrastructure.db.bulk_statements import EXAMPLE_COLUMNS, INSERT_EXAMPLES, as_arrays
 from triage_pipeline.infrastructure.db.mappers import example_from_row, example_to_values
 from triage_pipeline.infrastructure.db.models import TriageExampleRow
 from triage_pipeline.infrastructure.db.ticket_repository import decode_cursor, encode_cursor
 
-_EXAMPLES = cast(Table, TriageExampleRow.__table__)
-_COLUMNS = [c.name for c in _EXAMPLES.c]
-_INSERT = text(
-    f"INSERT INTO triage_examples ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c} AS {_EXAMPLES.c[c].type.compile()}[])" for c in _COLUMNS)
-    + ")"
-)
+_COLUMNS = EXAMPLE_COLUMNS
 # Every query's k nearest in one statement: a LATERAL kNN scan of the GiST trigram index per query
 # (`<->` is 1 - similarity), filtered by owner (the query's own and shared ones) and vocabulary.
 _NEAREST = text(
@@ -49,7 +43,9 @@ class SqlExampleRepository:
     def add_many(self, examples: Sequence[TriageExample]) -> None:
         """One statement for any number of examples."""
         if examples:
-            self._session.connection().execute(_INSERT, as_arrays([example_to_values(e) for e in examples], _COLUMNS))
+            self._session.connection().execute(
+                INSERT_EXAMPLES, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
+            )
 
     def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
         values = example_to_values(example)

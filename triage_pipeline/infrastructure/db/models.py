@@ -277,7 +277,7 @@ class TriageExampleRow(Timestamped, Base):
             "ix_triage_examples_search",
             "search_text",
             postgresql_using="gist",
-            postgresql_ops={"search_text": "gist_trgm_ops"},
+            postgresql_ops={"search_text": "gist_trgm_ops(siglen=512)"},
         ),
         Index("ix_triage_examples_owner_created", "owner_id", "created_at", "id"),
         Index("uq_triage_examples_ticket", "ticket_id", unique=True, postgresql_where=text("ticket_id IS NOT NULL")),
