@@ -23,7 +23,17 @@ ADMIN_KEY = "run-stack-test-admin-key-0123456789"
 DAGSTER_LINE = re.compile(r"^\S+ \S+ [+-]\d{4} - dagster[\w.]* - (?P<level>[A-Z]+) - ")
 # Dagster's console formatter colours its lines whether or not the output is a terminal.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-SUMMARY_LABELS = ("PostgreSQL ", "migrations ", "LLM ", "API ", "API auth ", "Dagster UI ", "Press Ctrl-C", "stopped")
+SUMMARY_LABELS = (
+    "PostgreSQL ",
+    "migrations ",
+    "examples ",
+    "LLM ",
+    "API ",
+    "API auth ",
+    "Dagster UI ",
+    "Press Ctrl-C",
+    "stopped",
+)
 
 
 class RunningStack:

@@ -31,7 +31,7 @@ def test_upgrade_downgrade_upgrade_round_trip_succeeds(pg_server: EmbeddedPostgr
         owners = conn.execute(text("SELECT count(*) FROM owners WHERE id = '00000000-0000-0000-0000-000000000000'"))
         assert owners.scalar_one() == 1
         active = conn.execute(text("SELECT version FROM prompts WHERE name='triage' AND is_active")).scalar_one()
-        assert active == 1
+        assert active == 2  # 0007: the few-shot version
     engine.dispose()
 
 

@@ -169,3 +169,31 @@ class DeleteExample:
                 raise NotFound("example", command.example_id)
             uow.examples.delete(example.id)
             uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class SeedExamplesCommand:
+    """The shipped starter examples, added to the shared bank once."""
+
+    items: Sequence[NewExample]
+    prompt_name: str = DEFAULT_PROMPT_NAME
+
+
+class SeedSharedExamples:
+    """Import the starter examples into the shared bank unless any of them is already there.
+
+    Once: an admin who deleted some starter examples does not get them back at the next start.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._import = ImportExamples(uow, clock)
+        self._uow = uow
+
+    def execute(self, command: SeedExamplesCommand) -> int:
+        """How many examples were added (0: they were seeded before)."""
+        with self._uow() as uow:
+            present = uow.examples.ids_by_text_key(None, [text_key(i.title, i.description) for i in command.items])
+        if present:
+            return 0
+        results = self._import.execute(ImportExamplesCommand(command.items, None, command.prompt_name))
+        return sum(1 for r in results if r.status is ExampleItemStatus.CREATED)

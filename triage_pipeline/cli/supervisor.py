@@ -14,6 +14,8 @@ from types import FrameType
 
 import httpx
 
+from triage_pipeline.application.examples import NewExample, SeedExamplesCommand, SeedSharedExamples
+from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.dagster_processes import (
     CodeServerError,
     code_server_args,
@@ -26,6 +28,7 @@ from triage_pipeline.cli.dagster_processes import (
 from triage_pipeline.infrastructure.admin_key import ADMIN_KEY_FILE, ensure_local_admin_key
 from triage_pipeline.infrastructure.database import embedded_server
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, port_is_free
+from triage_pipeline.infrastructure.labelled_file import read_labelled, starter_examples_path
 from triage_pipeline.infrastructure.migrations import upgrade_to_head
 from triage_pipeline.infrastructure.settings import PROJECT_ROOT, Settings
 from triage_pipeline.infrastructure.url_parts import database_env
@@ -42,6 +45,31 @@ class StartupError(RuntimeError):
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+
+
+def seed_starter_examples(settings: Settings, database_url: str) -> str:
+    """Put the shipped starter examples in the shared bank on the first start; what happened, for the summary."""
+    path = starter_examples_path()
+    items = [
+        NewExample(
+            t.title,
+            t.description,
+            t.labels["category"],
+            t.labels["priority"],
+            t.labels.get("sentiment"),
+            t.labels.get("language"),
+            f"starter {t.external_id}",
+        )
+        for t in read_labelled(path)
+    ]
+    container = Container(settings, database_url=database_url)
+    try:
+        added = container.use(SeedSharedExamples).execute(SeedExamplesCommand(items))
+    finally:
+        container.close()
+    if added:
+        return f"{added} shipped starter examples imported into the shared bank ({path.name}), once"
+    return "shipped starter examples already imported (shared bank)"
 
 
 @dataclass
@@ -95,6 +123,8 @@ class Supervisor:
             print("PostgreSQL    from DATABASE_URL / DB_*")
         upgrade_to_head(database_url)
         print("migrations    at head")
+        if s.llm_base_url is None:
+            print(f"examples      {seed_starter_examples(s, database_url)}")
 
         env = {**os.environ, **database_env(database_url, s.dagster_db_name)}
         env["DAGSTER_HOME"] = str(self._dagster_home())

@@ -15,11 +15,19 @@ if TYPE_CHECKING:
 from triage_pipeline.domain.evaluation import EVALUATED_FIELDS, LabelledTicket
 
 SAMPLE_NAME = "tickets_labelled.jsonl"
+STARTER_EXAMPLES_NAME = "starter_examples.jsonl"
+"""Labelled tickets shown to the model as solved cases; none of them is in the sample (the demo and
+evaluation set), so an evaluation never grades a ticket the model was shown."""
 
 
 def sample_path() -> Path:
     """The labelled sample set shipped with the package."""
     return Path(str(resources.files("triage_pipeline") / "data" / SAMPLE_NAME))
+
+
+def starter_examples_path() -> Path:
+    """The shipped starter examples (shared bank)."""
+    return Path(str(resources.files("triage_pipeline") / "data" / STARTER_EXAMPLES_NAME))
 
 
 def read_frame(path: Path) -> "pd.DataFrame":
