@@ -16,6 +16,7 @@ from triage_pipeline.infrastructure.migrations import alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP_TABLES = (
+    "triage_examples",
     "api_keys",
     "evaluation_runs",
     "triage_corrections",

@@ -14,6 +14,7 @@ from triage_pipeline.defs.resources import DatabaseResource, LlmResource, Triage
 from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.defs.triage.logs_asset import (
     last_batch_failure_rate,
+    last_batch_review_share,
     no_job_running_past_lease,
     triage_health_checks,
     triage_health_checks_schedule,
@@ -28,7 +29,7 @@ def build_definitions(settings: Settings) -> Definitions:
     """Jobs, assets, checks, schedules, sensors and resources, wired from the settings."""
     return Definitions(
         assets=[triage_job_logs, prompt_evaluation],
-        asset_checks=[no_job_running_past_lease, last_batch_failure_rate],
+        asset_checks=[no_job_running_past_lease, last_batch_failure_rate, last_batch_review_share],
         jobs=[triage_job, triage_health_checks, prompt_evaluation_job],
         schedules=[build_triage_schedule(settings), triage_health_checks_schedule],
         sensors=build_sensors(settings),

@@ -219,9 +219,12 @@ def test_stuck_running_job_is_recovered_after_its_lease(
     assert scalar(uow_factory, "SELECT status || ':' || attempts FROM triage_jobs") == "DONE:2"
 
 
-def test_prompt_evaluation_asset_carries_figures_and_a_confusion_png(
+def test_prompt_evaluation_asset_carries_figures_tables_and_embedded_plots(
     services: TriageServices, instance: DagsterInstance
 ) -> None:
+    import base64
+    import re
+
     from dagster import materialize
 
     from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation
@@ -237,10 +240,14 @@ def test_prompt_evaluation_asset_carries_figures_and_a_confusion_png(
     metadata = materialization.metadata
     assert metadata["tickets"].value == 8
     assert 0.0 <= metadata["v1_category_accuracy"].value <= 1.0
-    png = metadata["v1_confusion_png"].value
-    with open(png, "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    for plot in ("v1_confusion", "v1_reliability"):
+        match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", str(metadata[plot].value))
+        assert match, plot
+        assert base64.b64decode(match.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
     assert "category accuracy" in metadata["comparison"].value
+    assert "ECE (category confidence)" in metadata["comparison"].value
+    assert 0.0 <= metadata["v1_ece"].value <= 1.0
+    assert "| threshold |" in metadata["v1_threshold_sweep"].value
 
 
 def test_dagster_cli_validates_the_workspace(tmp_path: object) -> None:

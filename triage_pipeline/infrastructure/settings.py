@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     queued_sensor_interval_s: int = Field(default=1, ge=1)
     job_lease_s: int = Field(default=600, ge=10)
     failure_rate_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
+    # Above this share of the last batch's stored answers waiting for a person, the asset check warns.
+    review_share_warn: float = Field(default=0.5, ge=0.0, le=1.0)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

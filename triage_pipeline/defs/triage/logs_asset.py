@@ -5,8 +5,12 @@ from datetime import timedelta
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
     AssetSelection,
+    DagsterInstance,
     MaterializeResult,
+    MetadataValue,
     ScheduleDefinition,
     asset,
     asset_check,
@@ -16,21 +20,38 @@ from dagster import (
 from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
 from triage_pipeline.application.recovery import CountExpiredLeases, ExpiredLeasesQuery
 from triage_pipeline.defs.resources import TriageServices
-from triage_pipeline.defs.triage.log_report import report_metadata
+from triage_pipeline.defs.triage.log_report import report_metadata, review_share_rows, review_share_table
+from triage_pipeline.defs.triage.ops import TRIAGE_LOGS_ASSET
+
+RECENT_BATCHES = 10
+"""Batches in the review-share table of a materialization."""
 
 
 @asset(
-    name="triage_job_logs",
+    name=TRIAGE_LOGS_ASSET,
     group_name="triage",
     description=(
         "The audit log of triage attempts (table triage_job_logs). Each triage run records a materialization "
-        "for its batch; materializing it here reports the batch that finished last."
+        "for its batch (review_share: the share of its stored answers sent to a person); materializing it here "
+        "reports the batch that finished last, with a table of the review share of the recent batches."
     ),
 )
-def triage_job_logs(services: TriageServices) -> MaterializeResult[None]:
-    """Report the attempts of the batch that finished last."""
+def triage_job_logs(context: AssetExecutionContext, services: TriageServices) -> MaterializeResult[None]:
+    """Report the attempts of the batch that finished last, and the review share of the recent batches."""
     report = services.use(GetBatchLogs).execute(BatchLogsQuery())
-    return MaterializeResult(metadata=report_metadata(report.batch, report.logs))
+    metadata = report_metadata(report.batch, report.logs)
+    rows = review_share_rows([metadata, *_recorded_batch_reports(context.instance)], RECENT_BATCHES)
+    metadata["recent_review_share"] = MetadataValue.md(review_share_table(rows))
+    return MaterializeResult(metadata=metadata)
+
+
+def _recorded_batch_reports(instance: DagsterInstance) -> list[dict[str, object]]:
+    """The metadata of the asset's recent materializations, newest first: one per batch a triage run finished
+    (a batch closed by recovery records none), and those of this asset's own materializations."""
+    records = instance.fetch_materializations(AssetKey(TRIAGE_LOGS_ASSET), limit=3 * RECENT_BATCHES).records
+    return [
+        dict(record.asset_materialization.metadata) for record in records if record.asset_materialization is not None
+    ]
 
 
 @asset_check(asset=triage_job_logs, description="No triage job is RUNNING past its lease (a crashed worker).")
@@ -60,6 +81,35 @@ def last_batch_failure_rate(services: TriageServices) -> AssetCheckResult:
             "failure_rate": rate,
             "threshold": threshold,
             "attempts": total,
+        },
+    )
+
+
+@asset_check(
+    asset=triage_job_logs,
+    description="The share of the last finished batch's answers sent to review is at most REVIEW_SHARE_WARN.",
+)
+def last_batch_review_share(services: TriageServices) -> AssetCheckResult:
+    """Warns when more than REVIEW_SHARE_WARN of the last batch's stored answers wait for a person: the
+    prompt's review threshold, its examples or the model need a look before the review queue does."""
+    bound = services.settings.review_share_warn
+    report = services.use(GetBatchLogs).execute(BatchLogsQuery())
+    review = report.review_share
+    return AssetCheckResult(
+        passed=review.share <= bound,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{review.needs_review} of {review.succeeded} stored answers need review ({review.share:.1%}); "
+            f"warns above REVIEW_SHARE_WARN={bound:g}"
+        ),
+        metadata={
+            "batch_id": str(report.batch.id) if report.batch else "none",
+            "review_share": MetadataValue.float(round(review.share, 4)),
+            "bound": MetadataValue.float(bound),
+            "stored_answers": review.succeeded,
+            "needs_review": review.needs_review,
+            "auto_applied": review.auto_applied,
+            "unrated": review.unrated,
         },
     )
 
