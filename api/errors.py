@@ -20,6 +20,7 @@ from triage_pipeline.domain.exceptions import (
     InvalidCursor,
     InvalidPrompt,
     NotFound,
+    PromotionRefused,
     Unauthenticated,
     UnknownLabel,
 )
@@ -115,6 +116,11 @@ async def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 400, exc.code, "The cursor is malformed or was not issued by this service.")
 
 
+async def _promotion_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PromotionRefused)
+    return problem_response(request, 409, exc.code, str(exc), comparisons=exc.comparisons)
+
+
 async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     field = exc.field if isinstance(exc, UnknownLabel) else "body"
@@ -165,6 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(DuplicateTicket, _duplicate_ticket)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(PromotionRefused, _promotion_refused)
     app.add_exception_handler(Unauthenticated, _unauthenticated)
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(UnknownLabel, _unprocessable)

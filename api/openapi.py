@@ -12,13 +12,13 @@ DESCRIPTION = f"""
 Support tools post tickets here; a pipeline triages them with an LLM.
 
 **Authentication.** Send `Authorization: Bearer <key>` (401 `unauthorized` without a valid key). An admin key
-may do everything; an owner key may create and read only its owner's tickets (403 `forbidden` on admin routes;
-another owner's ticket is a 404). `POST /owners` and `POST /api-keys` show a new key once. The health probes
-need no key.
+may do everything; an owner key may create and read only its owner's tickets, and manage only its owner's labelled
+examples while reading the shared ones too (403 `forbidden` on admin routes; another owner's ticket or example is a
+404). `POST /owners` and `POST /api-keys` show a new key once. The health probes need no key.
 
 **Limits.** A request body holds at most {MAX_BODY_BYTES} bytes (2 MiB), checked on `Content-Length` and on the
-streamed body (413 `payload_too_large`). `POST /tickets/batch` takes at most {MAX_BATCH_ITEMS:,} items
-(413 `too_many_items`). Field limits are in the schemas below.
+streamed body (413 `payload_too_large`). `POST /tickets/batch` and `POST /examples` take at most
+{MAX_BATCH_ITEMS:,} items (413 `too_many_items`). Field limits are in the schemas below.
 
 **Idempotency.** `(owner_id, external_id)` is unique: re-posting a ticket answers 409 `duplicate_ticket` with the
 `existing_id` (or DUPLICATE in a batch), so a create is safe to retry.

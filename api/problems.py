@@ -24,6 +24,9 @@ TITLES: Mapping[str, str] = {
     "invalid_cursor": "The pagination cursor is invalid",
     "payload_too_large": "The request body is too large",
     "too_many_items": "Too many items in the batch",
+    "promotion_refused": "The prompt version evaluated worse than the active one",
+    "not_correctable": "The ticket has no triage answer yet",
+    "no_active_prompt": "No prompt version is active",
     "unsupported_media_type": "Unsupported media type",
     "database_unavailable": "The database is unavailable",
     "internal_error": "Internal server error",
@@ -114,8 +117,13 @@ def field_error(field: str, message: str, error_type: str) -> FieldError:
     return FieldError(field=field, message=message, type=error_type)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries of these error statuses (the media type is set by `api.openapi`)."""
-    return {
-        status: {"model": _MODELS.get(status, Problem), "description": _DESCRIPTIONS[status]} for status in statuses
-    }
+def problem_responses(
+    *statuses: int,
+    models: Mapping[int, type[Problem]] | None = None,
+    descriptions: Mapping[int, str] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries of these error statuses (the media type is set by `api.openapi`); `models`
+    and `descriptions` replace the defaults of a route whose problem of a status differs (e.g. its 409)."""
+    chosen = {**_MODELS, **(models or {})}
+    described = {**_DESCRIPTIONS, **(descriptions or {})}
+    return {status: {"model": chosen.get(status, Problem), "description": described[status]} for status in statuses}

@@ -5,6 +5,8 @@ GET /api/tags, GET /api/version, GET /api/ps, POST /api/show, GET / ("Ollama is 
 the GET paths. Errors are Ollama's `{"error": "..."}`: 400 for a request that cannot be served, 404
 for a model this server does not have (the one model it serves answers to its Ollama name only).
 Generations run one at a time on one thread (`GenerationWorker`); the other endpoints answer meanwhile.
+A request with `logprobs` gets Ollama's `logprobs` list: on each streamed line, the tokens of its
+piece; in a whole answer, every token.
 """
 
 import logging
@@ -19,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from offline_llm.backend import ChatBackend, GenerationStats, ServedModel, answers_to
+from offline_llm.backend import ChatBackend, GeneratedToken, GenerationStats, ServedModel, answers_to, tokens_of
 from offline_llm.errors import RequestError
 from offline_llm.generation_worker import GenerationWorker, RunningGeneration
 from offline_llm.json_body_route import JsonBodyRoute
@@ -29,12 +31,14 @@ from offline_llm.ollama_responses import (
     ChatChunk,
     ChatResponse,
     ErrorResponse,
+    Logprob,
     ModelDetails,
     ModelEntry,
     PsResponse,
     RunningModel,
     ShowResponse,
     TagsResponse,
+    TokenLogprob,
     VersionResponse,
 )
 
@@ -144,10 +148,13 @@ async def chat(body: ChatRequest, backend: Backend, worker: Worker) -> Response 
     try:
         event = await running.next_event()  # waits for the generations queued before this one
         if body.stream:
-            return StreamingResponse(_ndjson_lines(running, event, model, received), media_type=NDJSON)
+            lines = _ndjson_lines(running, event, model, received, logprobs=body.logprobs)
+            return StreamingResponse(lines, media_type=NDJSON)
         pieces: list[str] = []
+        tokens: list[GeneratedToken] = []
         while isinstance(event, str):
             pieces.append(event)
+            tokens.extend(tokens_of(event))
             event = await running.next_event()
     except RequestError:
         running.cancel()
@@ -160,13 +167,17 @@ async def chat(body: ChatRequest, backend: Backend, worker: Worker) -> Response 
         running.cancel()
         raise
     _log_answer(model, event, received)
-    return _final(model, event, "".join(pieces), received)
+    tokens.extend(event.tokens)
+    return _final(model, event, "".join(pieces), received, _logprobs(tokens, asked=body.logprobs))
 
 
 async def _ndjson_lines(
-    running: RunningGeneration, first: str | GenerationStats, model: str, received: int
+    running: RunningGeneration, first: str | GenerationStats, model: str, received: int, *, logprobs: bool
 ) -> AsyncIterator[str]:
     """The stream: one `ChatChunk` line per piece, then the `ChatResponse` line with the figures.
+
+    With `logprobs`, each line carries the tokens of its piece (Ollama leaves the list out of a line
+    without tokens).
 
     A failure after the first line can no longer change the status: it ends the stream with an
     `{"error": ...}` line, as Ollama does. Closing the stream early (the client went away) stops the generation.
@@ -174,9 +185,10 @@ async def _ndjson_lines(
     try:
         event = first
         while isinstance(event, str):
-            yield _line(ChatChunk(model=model, message=AssistantMessage(content=event)))
+            piece_logprobs = _logprobs(tokens_of(event), asked=logprobs)
+            yield _line(ChatChunk(model=model, message=AssistantMessage(content=event), logprobs=piece_logprobs))
             event = await running.next_event()
-        yield _line(_final(model, event, "", received))
+        yield _line(_final(model, event, "", received, _logprobs(event.tokens, asked=logprobs)))
         _log_answer(model, event, received)
     except Exception:
         logger.exception("offline LLM chat failed while streaming")
@@ -208,10 +220,13 @@ def _entry(served: ServedModel) -> ModelEntry:
     )
 
 
-def _final(model: str, stats: GenerationStats, content: str, received: int) -> ChatResponse:
+def _final(
+    model: str, stats: GenerationStats, content: str, received: int, logprobs: list[Logprob] | None
+) -> ChatResponse:
     return ChatResponse(
         model=model,
         message=AssistantMessage(content=content),
+        logprobs=logprobs,
         done_reason=stats.done_reason,
         total_duration=time.monotonic_ns() - received,
         prompt_eval_count=stats.prompt_eval_count,
@@ -219,6 +234,33 @@ def _final(model: str, stats: GenerationStats, content: str, received: int) -> C
         eval_count=stats.eval_count,
         eval_duration=stats.eval_duration,
     )
+
+
+def _logprobs(tokens: Sequence[GeneratedToken], *, asked: bool) -> list[Logprob] | None:
+    """Ollama's `logprobs` entries of generated tokens; None (left out) when not asked for or without tokens."""
+    if not asked or not tokens:
+        return None
+    return [
+        Logprob(
+            token=_text(token.piece),
+            logprob=token.logprob,
+            bytes=_bytes(token.piece),
+            top_logprobs=[
+                TokenLogprob(token=_text(alt.piece), logprob=alt.logprob, bytes=_bytes(alt.piece)) for alt in token.top
+            ]
+            or None,
+        )
+        for token in tokens
+    ]
+
+
+def _text(piece: bytes) -> str:
+    # A token that ends inside a multi-byte character gets a replacement character; `bytes` stay exact.
+    return piece.decode("utf-8", "replace")
+
+
+def _bytes(piece: bytes) -> list[int] | None:
+    return list(piece) or None
 
 
 def _line(shape: BaseModel) -> str:

@@ -34,6 +34,18 @@ def _null_is_true(value: object) -> object:
     return True if value is None else value
 
 
+def _null_is_false(value: object) -> object:
+    return False if value is None else value
+
+
+def _null_is_zero(value: object) -> object:
+    return 0 if value is None else value
+
+
+MAX_TOP_LOGPROBS = 20
+"""Ollama's limit on `top_logprobs`."""
+
+
 class ChatMessage(BaseModel):
     """One message of the conversation; a missing or null `content` is empty."""
 
@@ -70,13 +82,20 @@ JsonFormat = Annotated[Literal["json"] | dict[str, Any] | None, BeforeValidator(
 
 
 class ChatRequest(BaseModel):
-    """POST /api/chat. Ollama streams NDJSON unless `stream` is false; a null `stream` streams too."""
+    """POST /api/chat. Ollama streams NDJSON unless `stream` is false; a null `stream` streams too.
+
+    `logprobs` asks for the log-probability of every generated token, `top_logprobs` (0-20, as
+    Ollama checks) for that many most likely tokens at each position too; without `logprobs`,
+    `top_logprobs` does nothing, as in Ollama.
+    """
 
     model: str = Field(default="", validate_default=True)
     messages: list[ChatMessage] = Field(min_length=1)
     format: JsonFormat = None
     options: Annotated[ChatOptions, BeforeValidator(_null_is_default)] = Field(default_factory=ChatOptions)
     stream: Annotated[bool, BeforeValidator(_null_is_true)] = True
+    logprobs: Annotated[bool, BeforeValidator(_null_is_false)] = False
+    top_logprobs: Annotated[int, BeforeValidator(_null_is_zero)] = 0
 
     @field_validator("model")
     @classmethod
@@ -84,6 +103,18 @@ class ChatRequest(BaseModel):
         if not value:
             raise ValueError("model is required")
         return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_in_range(cls, value: int) -> int:
+        if not 0 <= value <= MAX_TOP_LOGPROBS:
+            raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")  # Ollama's words
+        return value
+
+    @property
+    def alternatives(self) -> int:
+        """How many most likely tokens to report per position: `top_logprobs` when `logprobs` is on, else 0."""
+        return self.top_logprobs if self.logprobs else 0
 
 
 class ShowRequest(BaseModel):

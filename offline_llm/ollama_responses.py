@@ -16,6 +16,11 @@ def created_at_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _omitted_when_none() -> Any:
+    """A field that defaults to None and is then left out of the JSON, as Go's `omitempty` does."""
+    return Field(default=None, exclude_if=lambda value: value is None)
+
+
 class AssistantMessage(BaseModel):
     """The model's message; in a stream, one piece of it per line."""
 
@@ -23,19 +28,43 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TokenLogprob(BaseModel):
+    """A token and its log-probability (natural log).
+
+    `bytes` are the token's UTF-8 bytes: exact also for a token that ends inside a multi-byte
+    character, whose `token` text then has a replacement character.
+    """
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = _omitted_when_none()
+
+
+class Logprob(TokenLogprob):
+    """One generated token of `logprobs`, with the most likely tokens at its position when asked for."""
+
+    top_logprobs: list[TokenLogprob] | None = _omitted_when_none()
+
+
 class ChatChunk(BaseModel):
-    """One NDJSON line of a streaming chat before the last: a piece of the answer."""
+    """One NDJSON line of a streaming chat before the last: a piece of the answer.
+
+    `logprobs` (when asked for) holds the tokens that wrote this piece, one entry per token.
+    """
 
     model: str
     created_at: str = Field(default_factory=created_at_now)
     message: AssistantMessage
     done: Literal[False] = False
+    logprobs: list[Logprob] | None = _omitted_when_none()
 
 
 class ChatResponse(BaseModel):
     """A non-streaming chat answer, or the last line of a stream (whose `message.content` is then empty).
 
-    `done_reason` is "length" when the token cap or the time limit cut the answer off.
+    `done_reason` is "length" when the token cap or the time limit cut the answer off. `logprobs`
+    (when asked for) has one entry per generated token of the whole answer; on the last line of a
+    stream, only those of tokens no earlier line carried (usually none).
     """
 
     model: str
@@ -49,6 +78,7 @@ class ChatResponse(BaseModel):
     prompt_eval_duration: NonNegativeInt
     eval_count: NonNegativeInt
     eval_duration: NonNegativeInt
+    logprobs: list[Logprob] | None = _omitted_when_none()
 
 
 class ModelDetails(BaseModel):

@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
 from api.dependencies import provide
 from api.problems import problem_responses
+from api.schemas.problem import PromotionRefusedProblem
 from api.schemas.prompt import PromptIn, PromptOut
 from triage_pipeline.application.prompts import (
     ActivatePrompt,
@@ -43,6 +44,8 @@ def add_prompt(body: PromptIn, use_case: Annotated[AddPromptVersion, provide(Add
             description=body.description,
             activate=body.activate,
             actor="api",
+            few_shot_k=body.few_shot_k,
+            review_threshold=body.review_threshold,
         )
     )
     return PromptOut.model_validate(prompt)
@@ -51,11 +54,31 @@ def add_prompt(body: PromptIn, use_case: Annotated[AddPromptVersion, provide(Add
 @router.post(
     "/{version}/activate",
     summary="Activate a prompt version",
-    responses=problem_responses(404, 422, 503),
+    responses=problem_responses(
+        404,
+        409,
+        422,
+        503,
+        models={409: PromotionRefusedProblem},
+        descriptions={
+            409: "The promotion gate refused (`promotion_refused`): `comparisons` holds the figures; `force=true`"
+            " overrides."
+        },
+    ),
 )
 def activate_prompt(
     version: Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")],
     use_case: Annotated[ActivatePrompt, provide(ActivatePrompt)],
+    force: Annotated[
+        bool,
+        Query(description="Activate even when the promotion gate refuses; the override is recorded with the figures."),
+    ] = False,
 ) -> PromptOut:
-    """Make this version the only active one; the switch is atomic and audited."""
-    return PromptOut.model_validate(use_case.execute(ActivatePromptCommand(version=version, actor="api")))
+    """Make this version the only active one; the switch is atomic and audited.
+
+    The promotion gate: when this version's latest evaluation on a labelled file is worse (category or
+    priority accuracy) than the active version's latest on the same file, 409 `promotion_refused` with the
+    `comparisons`, unless `force=true`.
+    """
+    command = ActivatePromptCommand(version=version, actor="api", force=force)
+    return PromptOut.model_validate(use_case.execute(command))

@@ -37,6 +37,7 @@ from triage_pipeline.application.ticket_queries import (
 from triage_pipeline.domain.api_key import Principal
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -221,6 +222,9 @@ class TicketFilters(BaseModel):
 
     status: TicketStatus | None = Field(default=None, description="Only tickets in this triage status.")
     owner_id: UUID | None = Field(default=None, description="Only tickets of this owner.")
+    review_status: ReviewStatus | None = Field(
+        default=None, description="Only tickets in this review status (`NEEDS_REVIEW`: the review queue)."
+    )
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Page size.")
     cursor: str | None = Field(default=None, max_length=256, description="`next_cursor` of the previous page (opaque).")
 
@@ -244,6 +248,7 @@ def list_tickets(
         owner_id=visible if visible is not None else filters.owner_id,
         limit=filters.limit,
         cursor=filters.cursor,
+        review_status=filters.review_status,
     )
     return TicketPageOut.model_validate(use_case.execute(query))
 

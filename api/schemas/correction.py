@@ -53,3 +53,13 @@ class RetriageOut(BaseModel):
     triage_status: str
     job_id: UUID
     job_status: str
+
+
+class ReviewIn(BaseModel):
+    """Who accepted the answer (optional; logged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewed_by: Annotated[
+        str, Field(default="", max_length=200, json_schema_extra={"pattern": NUL_FREE_PATTERN}), STORABLE
+    ]

@@ -1,5 +1,6 @@
 """RFC 9457 problem details, the body of every error response."""
 
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -31,3 +32,23 @@ class DuplicateTicketProblem(Problem):
     """A ticket with the same (owner_id, external_id) exists; retrying is safe."""
 
     existing_id: UUID | None = Field(description="Id of the ticket that already exists.")
+
+
+class GateComparison(BaseModel):
+    """One figure of the promotion gate: the candidate's and the active version's latest evaluation on one file."""
+
+    dataset: str = Field(description="The labelled file both versions were evaluated on.")
+    dataset_sha256: str
+    figure: Literal["category_accuracy", "priority_accuracy"]
+    candidate: float = Field(description="The figure of the version asked to become active.")
+    active: float = Field(description="The figure of the active version.")
+    worse: bool = Field(description="True when the candidate is lower: this comparison refuses the promotion.")
+    candidate_run: str = Field(description="Id of the candidate's evaluation run.")
+    active_run: str = Field(description="Id of the active version's evaluation run.")
+
+
+class PromotionRefusedProblem(Problem):
+    """The version evaluated worse than the active one on a file both were evaluated on; `force=true` overrides
+    (and the override is recorded)."""
+
+    comparisons: list[GateComparison] = Field(description="Every figure compared, the refusing ones `worse`.")

@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.text import STORABLE
+from triage_pipeline.domain.prompt import FEW_SHOT_K_MAX
 
 
 class PromptOut(BaseModel):
@@ -24,6 +25,8 @@ class PromptOut(BaseModel):
     user_template: str
     categories: list[str]
     model_options: dict[str, Any]
+    few_shot_k: int = Field(description="How many of the most similar labelled examples the prompt shows.")
+    review_threshold: float = Field(description="Answers with a lower confidence wait for a person (NEEDS_REVIEW).")
     created_at: datetime
 
 
@@ -44,3 +47,24 @@ class PromptIn(BaseModel):
     model_options: dict[Annotated[str, STORABLE], float | int] | None = None
     description: Annotated[str, Field(default="", max_length=2_000), STORABLE]
     activate: bool = False
+    few_shot_k: Annotated[
+        int | None,
+        Field(
+            default=None,
+            ge=0,
+            le=FEW_SHOT_K_MAX,
+            description="Labelled examples shown per ticket (0: none); copied from the active version when absent.",
+        ),
+    ]
+    review_threshold: Annotated[
+        float | None,
+        Field(
+            default=None,
+            ge=0,
+            le=1,
+            description=(
+                "An answer whose confidence is below this is NEEDS_REVIEW (0: every answer is applied);"
+                " copied from the active version when absent."
+            ),
+        ),
+    ]

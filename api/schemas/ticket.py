@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
 from api.schemas.text import NO_CONTROL_CHARACTERS, NO_CONTROL_CHARACTERS_PATTERN, NUL_FREE_PATTERN, STORABLE
 from triage_pipeline.application.intake import NewTicket
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH
 
@@ -90,5 +91,17 @@ class TicketOut(BaseModel):
     external_id: str
     owner_id: UUID
     triage_status: TicketStatus = Field(validation_alias="status")
+    review_status: ReviewStatus | None = Field(
+        default=None,
+        description=(
+            "Null until the ticket has an answer; then NEEDS_REVIEW (its confidence is below the prompt version's"
+            " `review_threshold`), AUTO_APPLIED, or REVIEWED (a person accepted or corrected it)."
+        ),
+    )
+    confidence: float | None = Field(
+        default=None,
+        validation_alias=AliasPath("answer", "confidence"),
+        description="The confidence (0..1) of the ticket's triage answer; null until it has one.",
+    )
     created_at: datetime = Field(description="ISO 8601 with UTC offset.")
     updated_at: datetime = Field(description="ISO 8601 with UTC offset.")

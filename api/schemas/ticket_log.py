@@ -1,8 +1,10 @@
 """One triage attempt of a ticket, from its audit trail."""
 
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from triage_pipeline.domain.statuses import AttemptOutcome
 
@@ -23,5 +25,9 @@ class TriageAttemptOut(BaseModel):
     error_class: str | None
     error_message: str | None
     raw_output: str | None
+    example_ids: list[UUID] = Field(description="The labelled examples the prompt showed, most similar first.")
+    confidence: dict[str, Any] | None = Field(
+        description="How the stored answer's confidence was computed; null for an attempt without an answer."
+    )
     started_at: datetime
     finished_at: datetime

@@ -1,16 +1,24 @@
 """Corrections, re-triage and prompt versions over the API."""
 
-from uuid import UUID
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from tests.e2e.conftest import ticket_body
+from tests.e2e.test_api_tickets import assert_problem
 from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
 from triage_pipeline.bootstrap import Container
+from triage_pipeline.domain.evaluation import EvaluationRun
+from triage_pipeline.domain.ports import UnitOfWorkFactory
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
 
 
-def triaged(client: TestClient, container: Container, external_id: str = "Q-1") -> str:
-    ticket_id = client.post("/tickets", json=ticket_body(external_id)).json()["id"]
+def triaged(client: TestClient, container: Container, external_id: str = "Q-1", **fields: Any) -> str:
+    """A new ticket (`fields` override the body's), triaged at once by the container's fake LLM."""
+    ticket_id = client.post("/tickets", json=ticket_body(external_id, **fields)).json()["id"]
     with container.uow() as uow:
         job = uow.jobs.latest_for_ticket(UUID(ticket_id))
     assert job is not None
@@ -67,3 +75,75 @@ def test_prompt_versions_can_be_added_and_activated(client: TestClient) -> None:
     assert activated.status_code == 200 and activated.json()["is_active"]
     assert [(p["version"], p["is_active"]) for p in client.get("/prompts").json()] == [(1, False), (2, True)]
     assert client.post("/prompts/9/activate").status_code == 404
+
+
+def test_prompt_versions_carry_their_few_shot_k_and_review_threshold(client: TestClient) -> None:
+    assert [(p["few_shot_k"], p["review_threshold"]) for p in client.get("/prompts").json()] == [(0, 0.0)]
+    created = client.post("/prompts", json={"few_shot_k": 5, "review_threshold": 0.7})
+    assert created.status_code == 201
+    assert (created.json()["few_shot_k"], created.json()["review_threshold"]) == (5, 0.7)
+    copied = client.post("/prompts", json={"description": "copies the active version's"}).json()
+    assert (copied["few_shot_k"], copied["review_threshold"]) == (0, 0.0)
+    for bad in ({"few_shot_k": 21}, {"few_shot_k": -1}, {"review_threshold": 1.5}, {"review_threshold": -0.1}):
+        assert_problem(client.post("/prompts", json=bad), 422, "validation_error")
+
+
+def store_evaluation(
+    uow_factory: UnitOfWorkFactory, version: int, category: float, priority: float, sha: str = "a" * 64
+) -> None:
+    """An evaluation run of a version of the triage prompt on a labelled file (its sha256), with these accuracies."""
+    with uow_factory() as uow:
+        prompt = uow.prompts.by_version(DEFAULT_PROMPT_NAME, version)
+        assert prompt is not None
+        uow.evaluations.add(
+            EvaluationRun(
+                id=uuid4(),
+                prompt_id=prompt.id,
+                prompt_name=DEFAULT_PROMPT_NAME,
+                prompt_version=version,
+                model="fake-model",
+                dataset=f"labelled-{sha[:6]}.jsonl",
+                dataset_sha256=sha,
+                report={"fields": {"category": {"accuracy": category}, "priority": {"accuracy": priority}}},
+                created_at=datetime.now(UTC),
+            )
+        )
+        uow.commit()
+
+
+def activations(engine: Engine) -> list[tuple[int, bool]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT version, forced FROM prompt_activations ORDER BY created_at, version"))
+        return [(int(version), bool(forced)) for version, forced in rows]
+
+
+def test_promotion_gate_refuses_a_worse_version_with_the_figures_and_force_overrides_it(
+    client: TestClient, container: Container, clean_db: Engine
+) -> None:
+    client.post("/prompts", json={"description": "candidate"})
+    store_evaluation(container.uow, 1, category=0.8, priority=0.6)
+    store_evaluation(container.uow, 2, category=0.5, priority=0.7)
+    store_evaluation(container.uow, 2, category=0.9, priority=0.9, sha="b" * 64)  # a file v1 was never run on
+
+    body = assert_problem(client.post("/prompts/2/activate"), 409, "promotion_refused")
+    assert "category_accuracy 0.500 < 0.800" in body["detail"] and "force" in body["detail"]
+    assert [(c["figure"], c["candidate"], c["active"], c["worse"]) for c in body["comparisons"]] == [
+        ("category_accuracy", 0.5, 0.8, True),
+        ("priority_accuracy", 0.7, 0.6, False),
+    ]
+    assert {c["dataset_sha256"] for c in body["comparisons"]} == {"a" * 64}
+    assert [(p["version"], p["is_active"]) for p in client.get("/prompts").json()] == [(1, True), (2, False)]
+    assert activations(clean_db) == []
+
+    forced = client.post("/prompts/2/activate", params={"force": "true"})
+    assert forced.status_code == 200 and forced.json()["is_active"] and forced.json()["version"] == 2
+    assert activations(clean_db) == [(2, True)]
+
+
+def test_promotion_gate_lets_a_version_that_is_not_worse_through(client: TestClient, container: Container) -> None:
+    client.post("/prompts", json={"description": "better"})
+    client.post("/prompts", json={"description": "never evaluated"})
+    store_evaluation(container.uow, 1, category=0.8, priority=0.6)
+    store_evaluation(container.uow, 2, category=0.8, priority=0.7)
+    assert client.post("/prompts/2/activate").status_code == 200
+    assert client.post("/prompts/3/activate").status_code == 200  # no figures to compare: nothing refuses

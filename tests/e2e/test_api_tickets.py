@@ -18,7 +18,18 @@ from triage_pipeline.domain.llm_errors import LlmTimeout
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 
 PROBLEM = "application/problem+json"
-TICKET_FIELDS = {"id", "title", "description", "external_id", "owner_id", "triage_status", "created_at", "updated_at"}
+TICKET_FIELDS = {
+    "id",
+    "title",
+    "description",
+    "external_id",
+    "owner_id",
+    "triage_status",
+    "review_status",
+    "confidence",
+    "created_at",
+    "updated_at",
+}
 
 
 def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
@@ -265,6 +276,8 @@ def test_logs_list_every_attempt_with_its_outcome(client: TestClient, container:
         "raw_output",
         "started_at",
         "finished_at",
+        "example_ids",
+        "confidence",
     }
     assert (logs[1]["model"], logs[1]["prompt_tokens"], logs[1]["completion_tokens"]) == ("fake-model", 10, 5)
     assert logs[1]["prompt_version"] == 1

@@ -16,10 +16,16 @@ import ollama
 import pytest
 
 from offline_llm.ollama_responses import ChatChunk, ChatResponse, ErrorResponse, ModelEntry, VersionResponse
-from tests.support.fake_ollama import Behaviour, FakeOllama
-from tests.support.ollama_contract import MESSAGES, SCHEMA, assert_complete_chat_response
+from tests.support.fake_ollama import OLDER_OLLAMA_VERSION, OLLAMA_VERSION, Behaviour, FakeOllama
+from tests.support.ollama_contract import (
+    MESSAGES,
+    SCHEMA,
+    assert_complete_chat_response,
+    assert_logprobs_spell_the_answer,
+)
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
+from triage_pipeline.infrastructure.llm.value_probability import read_token_logprobs, value_probability
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gemma3:270m"
@@ -90,15 +96,79 @@ def test_bodies_have_exactly_the_fields_of_the_offline_llms_ollama_shapes(fake_o
     fake_ollama.behaviour = Behaviour.MODEL_NOT_FOUND
     missing = httpx.post(f"{fake_ollama.url}/api/chat", json=body).json()
 
-    assert set(whole) == set(lines[-1]) == set(ChatResponse.model_fields)
-    assert all(set(line) == set(ChatChunk.model_fields) for line in lines[:-1])
+    # Like Ollama, `logprobs` is left out unless asked for.
+    assert set(whole) == set(lines[-1]) == set(ChatResponse.model_fields) - {"logprobs"}
+    assert all(set(line) == set(ChatChunk.model_fields) - {"logprobs"} for line in lines[:-1])
     assert set(tag) == set(ModelEntry.model_fields)
-    assert VersionResponse.model_validate(version).version == "0.12.6"
+    assert VersionResponse.model_validate(version).version == OLLAMA_VERSION
     assert ErrorResponse.model_validate(missing) == ErrorResponse.model_not_found(MODEL)
 
 
+def test_logprobs_when_asked_spell_the_answer_with_the_configured_probabilities(
+    official: ollama.Client, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.answer_probabilities(category=0.95, priority=0.4)
+    body = {
+        "model": MODEL,
+        "messages": MESSAGES,
+        "format": SCHEMA,
+        "stream": False,
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
+
+    whole = httpx.post(f"{fake_ollama.url}/api/chat", json=body).json()
+    via_official = official.chat(model=MODEL, messages=MESSAGES, format=SCHEMA, stream=False, logprobs=True)
+
+    content = whole["message"]["content"]
+    assert_logprobs_spell_the_answer(content, whole["logprobs"], top_logprobs=3)
+    tokens = read_token_logprobs(whole["logprobs"])
+    assert json.loads(content)["category"] == "outage"
+    assert value_probability(content, tokens, "category") == pytest.approx(0.95)
+    assert value_probability(content, tokens, "priority") == pytest.approx(0.4)
+    assert via_official.logprobs is not None
+    assert "".join(entry.token for entry in via_official.logprobs) == via_official.message.content
+    assert all(entry.top_logprobs is None for entry in via_official.logprobs)
+
+
+def test_a_stream_carries_the_logprobs_of_each_piece_on_its_line(fake_ollama: FakeOllama) -> None:
+    body = {"model": MODEL, "messages": MESSAGES, "format": SCHEMA, "logprobs": True}
+
+    lines = [json.loads(line) for line in httpx.post(f"{fake_ollama.url}/api/chat", json=body).text.splitlines()]
+
+    assert len(lines) > 2
+    for line in lines[:-1]:
+        assert_logprobs_spell_the_answer(line["message"]["content"], line["logprobs"], top_logprobs=0)
+    assert "logprobs" not in lines[-1]
+    content = "".join(line["message"]["content"] for line in lines)
+    tokens = read_token_logprobs([entry for line in lines[:-1] for entry in line["logprobs"]])
+    assert value_probability(content, tokens, "category") == pytest.approx(0.9)
+
+
+def test_an_older_server_ignores_logprobs(fake_ollama: FakeOllama) -> None:
+    fake_ollama.logprobs_supported = False
+    body = {"model": MODEL, "messages": MESSAGES, "logprobs": True, "top_logprobs": 99}
+
+    whole = httpx.post(f"{fake_ollama.url}/api/chat", json=body | {"stream": False})
+    lines = [json.loads(line) for line in httpx.post(f"{fake_ollama.url}/api/chat", json=body).text.splitlines()]
+
+    assert whole.status_code == 200 and "logprobs" not in whole.json()
+    assert all("logprobs" not in line for line in lines)
+    assert httpx.get(f"{fake_ollama.url}/api/version").json() == {"version": OLDER_OLLAMA_VERSION}
+
+
+def test_top_logprobs_out_of_range_is_ollamas_400(fake_ollama: FakeOllama) -> None:
+    body = {"model": MODEL, "messages": MESSAGES, "stream": False, "logprobs": True, "top_logprobs": 21}
+
+    response = httpx.post(f"{fake_ollama.url}/api/chat", json=body)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "top_logprobs must be between 0 and 20"}
+    assert fake_ollama.chat_count == 0
+
+
 def test_version_and_root_answer_like_ollama(fake_ollama: FakeOllama) -> None:
-    assert httpx.get(f"{fake_ollama.url}/api/version").json() == {"version": "0.12.6"}
+    assert httpx.get(f"{fake_ollama.url}/api/version").json() == {"version": OLLAMA_VERSION}
     assert httpx.get(f"{fake_ollama.url}/").text == "Ollama is running"
     assert httpx.head(f"{fake_ollama.url}/").status_code == 200
 

@@ -2,6 +2,7 @@
 (no llama.cpp), driven by the official `ollama` Python client and by the project's `OllamaClient`."""
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,13 @@ import pytest
 from offline_llm.app import SERVER_VERSION
 from tests.support.keyword_backend import KEYWORD_MODEL, KeywordTriageBackend
 from tests.support.live_offline_llm import live_offline_llm
-from tests.support.ollama_contract import MESSAGES, SCHEMA, assert_complete_chat_response, rendered
+from tests.support.ollama_contract import (
+    MESSAGES,
+    SCHEMA,
+    assert_complete_chat_response,
+    assert_logprobs_spell_the_answer,
+    rendered,
+)
 from triage_pipeline.domain.llm_errors import ModelNotFound
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema, answer_model
@@ -112,6 +119,59 @@ def test_an_answer_cut_by_num_predict_reports_done_reason_length(official: ollam
 
     assert response.done_reason == "length"
     assert response.eval_count == 2
+
+
+# -- logprobs ------------------------------------------------------------------------------------------
+
+
+def test_a_whole_answer_has_one_logprob_per_token_when_asked(url: str, backend: KeywordTriageBackend) -> None:
+    plain = httpx.post(f"{url}/api/chat", json=chat_body(format=SCHEMA)).json()
+    asked = httpx.post(f"{url}/api/chat", json=chat_body(format=SCHEMA, logprobs=True, top_logprobs=3)).json()
+
+    content = asked["message"]["content"]
+    assert "logprobs" not in plain  # left out unless asked for, as Ollama does
+    assert_logprobs_spell_the_answer(content, asked["logprobs"], top_logprobs=3)
+    assert len(asked["logprobs"]) == math.ceil(len(content) / backend.token_chars)
+    assert [(request.logprobs, request.top_logprobs) for request in backend.requests] == [(False, 0), (True, 3)]
+
+
+def test_each_streamed_line_carries_the_logprobs_of_its_piece(url: str) -> None:
+    body = {"model": MODEL, "messages": MESSAGES, "logprobs": True}
+
+    with httpx.stream("POST", f"{url}/api/chat", json=body) as response:
+        lines = [json.loads(line) for line in response.iter_lines()]
+
+    assert len(lines) > 2
+    for line in lines[:-1]:
+        assert_logprobs_spell_the_answer(line["message"]["content"], line["logprobs"], top_logprobs=0)
+    assert lines[-1]["done"] is True and "logprobs" not in lines[-1]
+
+
+def test_the_official_client_reads_the_logprobs(official: ollama.Client) -> None:
+    whole = official.chat(model=MODEL, messages=MESSAGES, stream=False, logprobs=True, top_logprobs=2)
+    parts = list(official.chat(model=MODEL, messages=MESSAGES, stream=True, logprobs=True))
+
+    assert whole.logprobs is not None and whole.message.content is not None
+    assert "".join(entry.token for entry in whole.logprobs) == whole.message.content
+    assert all(entry.top_logprobs is not None and len(entry.top_logprobs) == 2 for entry in whole.logprobs)
+    streamed = [entry.token for part in parts for entry in part.logprobs or ()]
+    assert "".join(streamed) == "".join(part.message.content or "" for part in parts)
+
+
+def test_project_client_reads_the_probability_of_the_category_from_the_logprobs(
+    url: str, backend: KeywordTriageBackend
+) -> None:
+    backend.token_probability = 0.8
+
+    with OllamaClient(url, MODEL, connect_timeout_s=1.0, read_timeout_s=10.0) as client:
+        answer = client.triage(rendered())
+
+    content = answer.raw_output
+    start = content.index('"category": "') + len('"category": "')
+    value_tokens = {index // backend.token_chars for index in range(start, start + len("billing"))}
+    assert answer.answer.category == "billing"
+    assert answer.category_probability == pytest.approx(0.8 ** len(value_tokens))
+    assert answer.priority_probability is not None and 0.0 < answer.priority_probability < 1.0
 
 
 # -- the project's client ------------------------------------------------------------------------------
@@ -228,6 +288,17 @@ def test_a_model_the_server_does_not_have_is_ollamas_404_for_chat_stream_and_sho
         ),
         pytest.param(json.dumps(chat_body(options=[1])).encode(), "options:", id="options-not-an-object"),
         pytest.param(json.dumps(chat_body(stream="maybe")).encode(), "stream:", id="stream-not-a-boolean"),
+        pytest.param(
+            json.dumps(chat_body(logprobs=True, top_logprobs=21)).encode(),
+            "top_logprobs must be between 0 and 20",
+            id="too-many-top-logprobs",
+        ),
+        pytest.param(
+            json.dumps(chat_body(top_logprobs=-1)).encode(),
+            "top_logprobs must be between 0 and 20",
+            id="negative-top-logprobs",
+        ),
+        pytest.param(json.dumps(chat_body(logprobs="yes please")).encode(), "logprobs:", id="logprobs-not-a-boolean"),
     ],
 )
 def test_a_bad_chat_request_is_a_400_with_an_ollama_error_naming_the_problem(

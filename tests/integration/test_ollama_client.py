@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support.fake_ollama import Behaviour, FakeOllama
+from tests.support.fake_ollama import OLLAMA_VERSION, Behaviour, FakeOllama
 from tests.support.ollama_contract import OPTIONS, rendered
 from triage_pipeline.domain.llm_errors import (
     InvalidJsonOutput,
@@ -23,7 +23,7 @@ from triage_pipeline.domain.ports import LlmAnswer, LlmGateway
 from triage_pipeline.domain.prompt import RenderedPrompt
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES, Priority
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
-from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
+from triage_pipeline.infrastructure.llm.ollama_client import TOP_LOGPROBS, OllamaClient
 
 MODEL = "gemma3:270m"
 READ_TIMEOUT_S = 0.5
@@ -83,6 +83,45 @@ def test_request_is_non_streaming_chat_with_system_and_user_messages_schema_and_
     ]
     assert sent["format"] == answer_json_schema(DEFAULT_CATEGORIES)
     assert sent["options"] == OPTIONS
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, TOP_LOGPROBS)
+
+
+def test_probabilities_of_the_category_and_priority_come_from_the_logprobs_of_their_tokens(
+    client: OllamaClient, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.answer_probabilities(category=0.95, priority=0.4)
+
+    result = client.triage(rendered())
+
+    assert result.answer.category == "billing"
+    assert result.category_probability == pytest.approx(0.95)
+    assert result.priority_probability == pytest.approx(0.4)
+    assert result.answer.confidence == pytest.approx(0.8)  # what the model says of itself is kept as it is
+
+
+def test_probabilities_are_those_of_each_answer(client: OllamaClient, fake_ollama: FakeOllama) -> None:
+    fake_ollama.answer_probabilities(category=0.3, priority=0.6, when_ticket_contains="unsure")
+
+    sure = client.triage(rendered())
+    unsure = client.triage(rendered("An unsure one", "Something about account_access and my login"))
+
+    assert sure.category_probability == pytest.approx(0.9)
+    assert sure.priority_probability == pytest.approx(0.9)
+    assert unsure.answer.category == "account_access"  # a value of several tokens
+    assert unsure.category_probability == pytest.approx(0.3)
+    assert unsure.priority_probability == pytest.approx(0.6)
+
+
+def test_a_server_without_logprobs_gives_a_valid_answer_without_probabilities(
+    client: OllamaClient, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.logprobs_supported = False  # an Ollama older than 0.12.11
+
+    result = client.triage(rendered())
+
+    assert result.answer.category == "billing"
+    assert result.category_probability is None
+    assert result.priority_probability is None
 
 
 def test_answer_is_validated_against_the_prompts_own_category_vocabulary(
@@ -283,7 +322,7 @@ def test_connections_are_reused_across_calls(client: OllamaClient, fake_ollama: 
 def test_version_and_list_models_report_the_server(client: OllamaClient, fake_ollama: FakeOllama) -> None:
     fake_ollama.models = [MODEL, "qwen2.5:0.5b"]
 
-    assert client.version() == "0.12.6"
+    assert client.version() == OLLAMA_VERSION
     assert client.list_models() == [MODEL, "qwen2.5:0.5b"]
 
 

@@ -14,13 +14,21 @@ What a chat call does is chosen, in this order, by: a per-ticket override (`when
 then the "fail first N" budget (`fail_first`), then `behaviour`. Latency (`latency_s` plus a uniform
 random `latency_jitter_s`) is applied before every chat answer except HANG, which waits `hang_s`
 instead; every wait ends early when the server stops.
+
+A chat with `"logprobs": true` gets Ollama's `logprobs` list (Ollama 0.12.11+): the answer is cut
+into word-piece tokens, and the tokens of the category's value and of the priority's value carry
+logprobs whose joint probability is what `answer_probabilities` set (0.9 unless told); every other
+token is 0.99 likely. `logprobs_supported=False` plays an older Ollama, which ignores the request
+fields and sends no logprobs.
 """
 
 import argparse
 import contextlib
 import hashlib
 import json
+import math
 import random
+import re
 import signal
 import socket
 import socketserver
@@ -43,17 +51,26 @@ from offline_llm.ollama_responses import (
     ChatChunk,
     ChatResponse,
     ErrorResponse,
+    Logprob,
     ModelDetails,
     ModelEntry,
     TagsResponse,
+    TokenLogprob,
     VersionResponse,
 )
 from tests.support.keyword_triage import schema_categories, ticket_of, triage_answer
 
 DEFAULT_MODEL = "gemma3:270m"
-OLLAMA_VERSION = "0.12.6"
+OLLAMA_VERSION = "0.12.11"
+"""The first Ollama with `logprobs`; the fake reports it unless `logprobs_supported` is off."""
+OLDER_OLLAMA_VERSION = "0.12.6"
 _MODIFIED_AT = datetime(2025, 9, 1, 10, 0, 0, 123456, tzinfo=UTC)
 _STREAM_PIECE_CHARS = 24
+DEFAULT_VALUE_PROBABILITY = 0.9
+OTHER_TOKEN_PROBABILITY = 0.99
+_MAX_TOP_LOGPROBS = 20
+# Word pieces of up to 4 characters and single other characters: "account_access" is 4 tokens.
+_TOKEN = re.compile(r"\w{1,4}|\W")
 
 
 class Behaviour(StrEnum):
@@ -77,6 +94,15 @@ class _Override:
     remaining: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Probabilities:
+    category: float
+    priority: float
+
+
+_DEFAULT_PROBABILITIES = _Probabilities(DEFAULT_VALUE_PROBABILITY, DEFAULT_VALUE_PROBABILITY)
+
+
 class FakeOllama:
     """A fake Ollama HTTP server; set `behaviour`, `latency_s`, ... at any time, even mid-run."""
 
@@ -93,8 +119,11 @@ class FakeOllama:
         strict_models: bool = False,
         seed: int | None = None,
         keep_requests: int = 256,
+        logprobs_supported: bool = True,
     ) -> None:
         self.behaviour = behaviour
+        # False: an Ollama older than 0.12.11, which ignores `logprobs` and `top_logprobs`.
+        self.logprobs_supported = logprobs_supported
         self.latency_s = latency_s
         self.latency_jitter_s = latency_jitter_s
         self.hang_s = hang_s
@@ -107,6 +136,8 @@ class FakeOllama:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._overrides: list[_Override] = []
+        self._probabilities = _DEFAULT_PROBABILITIES
+        self._ticket_probabilities: list[tuple[str, _Probabilities]] = []
         self._fail_first_remaining = 0
         self._fail_first_behaviour = Behaviour.HTTP_500
         self._request_count = 0
@@ -204,12 +235,30 @@ class FakeOllama:
         with self._lock:
             self._overrides.append(_Override(text, behaviour, times))
 
+    def answer_probabilities(
+        self, *, category: float, priority: float, when_ticket_contains: str | None = None
+    ) -> None:
+        """How sure the model is of the category and the priority it writes: the joint probability
+        of each value's tokens in `logprobs`. For every later answer, or (winning over that) for the
+        answers to tickets containing `when_ticket_contains`, the first such setting that matches."""
+        if not (0.0 < category <= 1.0 and 0.0 < priority <= 1.0):
+            raise ValueError("probabilities must be in (0, 1]")
+        probabilities = _Probabilities(category, priority)
+        with self._lock:
+            if when_ticket_contains is None:
+                self._probabilities = probabilities
+            else:
+                self._ticket_probabilities.append((when_ticket_contains, probabilities))
+
     def reset(self) -> None:
         """Back to VALID, no latency, no overrides, counters and recorded requests cleared."""
         with self._lock:
             self.behaviour = Behaviour.VALID
             self.latency_s = 0.0
             self.latency_jitter_s = 0.0
+            self.logprobs_supported = True
+            self._probabilities = _DEFAULT_PROBABILITIES
+            self._ticket_probabilities.clear()
             self._overrides.clear()
             self._fail_first_remaining = 0
             self._request_count = 0
@@ -288,6 +337,14 @@ class FakeOllama:
                 return self._fail_first_behaviour
             return self.behaviour
 
+    def _value_probabilities(self, ticket_text: str) -> dict[str, float]:
+        with self._lock:
+            chosen = next(
+                (probabilities for text, probabilities in self._ticket_probabilities if text in ticket_text),
+                self._probabilities,
+            )
+        return {"category": chosen.category, "priority": chosen.priority}
+
     def _end_chat(self) -> None:
         with self._lock:
             self._in_flight -= 1
@@ -358,7 +415,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._count_request()
         path = self.path.split("?", 1)[0]
         if path == "/api/version":
-            self._send_json(200, VersionResponse(version=OLLAMA_VERSION))
+            version = OLLAMA_VERSION if self.server.fake.logprobs_supported else OLDER_OLLAMA_VERSION
+            self._send_json(200, VersionResponse(version=version))
         elif path == "/api/tags":
             self._send_json(200, TagsResponse(models=[_tag(name) for name in self.server.fake.models]))
         elif path == "/":
@@ -391,6 +449,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not request.get("model"):
             self._send_json(400, ErrorResponse(error="model is required"))
             return
+        top_logprobs = request.get("top_logprobs") or 0
+        if fake.logprobs_supported and not (isinstance(top_logprobs, int) and 0 <= top_logprobs <= _MAX_TOP_LOGPROBS):
+            self._send_json(400, ErrorResponse(error=f"top_logprobs must be between 0 and {_MAX_TOP_LOGPROBS}"))
+            return
         title, description = ticket_of(_messages(request))
         behaviour = fake._begin_chat(request, f"{title}\n{description}")
         try:
@@ -421,6 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
             return
         answer = triage_answer(title, description, schema_categories(request.get("format")))
+        spans: dict[str, tuple[int, int]] = {}
         if behaviour is Behaviour.INVALID_JSON:
             content = 'Sure! Here is the triage:\n{"category": "' + str(answer["category"]) + '", "priority": '
         elif behaviour is Behaviour.SCHEMA_VIOLATION:
@@ -428,22 +491,42 @@ class _Handler(BaseHTTPRequestHandler):
             del wrong["confidence"]
             content = json.dumps(wrong)
         else:  # VALID, and HANG once it has waited (the client has usually given up by then)
-            content = json.dumps(answer, ensure_ascii=False)
+            content, spans = _json_with_value_spans(answer)
+        tokens = _tokens(content)
+        logprobs: list[Logprob] | None = None
+        if fake.logprobs_supported and request.get("logprobs") is True:
+            probabilities = fake._value_probabilities(f"{title}\n{description}")
+            logprobs = _logprobs(tokens, spans, probabilities, int(request.get("top_logprobs") or 0))
         prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in _messages(request)) // 4)
-        completion_tokens = max(1, len(content) // 4)
+        completion_tokens = len(tokens)
         if request.get("stream", True) is False:
-            self._send_json(200, _final(model, content, started, prompt_tokens, completion_tokens))
+            self._send_json(200, _final(model, content, started, prompt_tokens, completion_tokens, logprobs))
         else:
-            self._stream(model, content, started, prompt_tokens, completion_tokens)
+            self._stream(model, tokens, logprobs, started, prompt_tokens, completion_tokens)
 
-    def _stream(self, model: str, content: str, started: int, prompt_tokens: int, completion_tokens: int) -> None:
+    def _stream(
+        self,
+        model: str,
+        tokens: list[str],
+        logprobs: list[Logprob] | None,
+        started: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """One line per piece of about `_STREAM_PIECE_CHARS` characters, each with its tokens' logprobs."""
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for start in range(0, len(content), _STREAM_PIECE_CHARS):
-            piece = content[start : start + _STREAM_PIECE_CHARS]
-            self._write_chunk(ChatChunk(model=model, message=AssistantMessage(content=piece)))
+        first = 0
+        while first < len(tokens):
+            last = first + 1
+            while last < len(tokens) and sum(len(token) for token in tokens[first:last]) < _STREAM_PIECE_CHARS:
+                last += 1
+            piece = "".join(tokens[first:last])
+            piece_logprobs = None if logprobs is None else logprobs[first:last]
+            self._write_chunk(ChatChunk(model=model, message=AssistantMessage(content=piece), logprobs=piece_logprobs))
+            first = last
         self._write_chunk(_final(model, "", started, prompt_tokens, completion_tokens))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
@@ -488,7 +571,69 @@ def _messages(request: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
 
 
-def _final(model: str, content: str, started_ns: int, prompt_tokens: int, completion_tokens: int) -> ChatResponse:
+def _json_with_value_spans(answer: Mapping[str, Any]) -> tuple[str, dict[str, tuple[int, int]]]:
+    """`json.dumps(answer, ensure_ascii=False)`, and the characters between the quotes of each string value."""
+    parts: list[str] = []
+    spans: dict[str, tuple[int, int]] = {}
+    length = 1  # the opening brace
+    for index, (key, value) in enumerate(answer.items()):
+        prefix = (", " if index else "") + json.dumps(key, ensure_ascii=False) + ": "
+        text = json.dumps(value, ensure_ascii=False)
+        length += len(prefix)
+        if isinstance(value, str):
+            spans[key] = (length + 1, length + len(text) - 1)
+        length += len(text)
+        parts.append(prefix + text)
+    return "{" + "".join(parts) + "}", spans
+
+
+def _tokens(content: str) -> list[str]:
+    return _TOKEN.findall(content)
+
+
+def _logprobs(
+    tokens: list[str], spans: Mapping[str, tuple[int, int]], probabilities: Mapping[str, float], top: int
+) -> list[Logprob]:
+    """One entry per token: the tokens of each value in `probabilities` share its probability evenly."""
+    starts = [0]
+    for token in tokens:
+        starts.append(starts[-1] + len(token))
+    logprob = [math.log(OTHER_TOKEN_PROBABILITY)] * len(tokens)
+    for field, probability in probabilities.items():
+        if field not in spans:
+            continue
+        first, last = spans[field]
+        inside = [i for i in range(len(tokens)) if starts[i] < last and starts[i + 1] > first]
+        for i in inside:
+            logprob[i] = math.log(probability) / len(inside)
+    return [
+        Logprob(
+            token=token,
+            logprob=value,
+            bytes=list(token.encode()),
+            top_logprobs=_alternatives(token, value, top) or None,
+        )
+        for token, value in zip(tokens, logprob, strict=True)
+    ]
+
+
+def _alternatives(token: str, logprob: float, top: int) -> list[TokenLogprob]:
+    """The token and `top - 1` made-up ones sharing the rest of the probability, most likely first."""
+    if top <= 0:
+        return []
+    rest = math.log(max(1e-12, -math.expm1(logprob)) / (top - 1)) if top > 1 else 0.0
+    made_up = [TokenLogprob(token=f"<alt {n}>", logprob=rest) for n in range(1, top)]
+    return sorted([TokenLogprob(token=token, logprob=logprob), *made_up], key=lambda alt: -alt.logprob)
+
+
+def _final(
+    model: str,
+    content: str,
+    started_ns: int,
+    prompt_tokens: int,
+    completion_tokens: int,
+    logprobs: list[Logprob] | None = None,
+) -> ChatResponse:
     total = max(1, time.perf_counter_ns() - started_ns)
     load = min(total // 10, 1_500_000)
     prompt_eval = (total - load) // 5
@@ -502,6 +647,7 @@ def _final(model: str, content: str, started_ns: int, prompt_tokens: int, comple
         prompt_eval_duration=prompt_eval,
         eval_count=completion_tokens,
         eval_duration=total - load - prompt_eval,
+        logprobs=logprobs,
     )
 
 
@@ -531,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hang", type=float, default=30.0, help="seconds a HANG call waits")
     parser.add_argument("--model", action="append", help="model listed by /api/tags (repeatable)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--no-logprobs", action="store_true", help="ignore `logprobs`, as Ollama before 0.12.11")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -544,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         hang_s=args.hang,
         models=args.model or (DEFAULT_MODEL,),
         seed=args.seed,
+        logprobs_supported=not args.no_logprobs,
     )
     with fake:
         print(f"FAKE_OLLAMA_URL={fake.url}", flush=True)

@@ -7,12 +7,13 @@ It records what reached it and how it was called (concurrency, thread, answers s
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Generator
 from datetime import UTC, datetime
 
-from offline_llm.backend import GenerationStats, ServedModel
+from offline_llm.backend import GeneratedToken, GenerationStats, ScoredToken, ServedModel, TextPiece
 from offline_llm.errors import RequestError
 from offline_llm.ollama_requests import ChatRequest
 from tests.support.keyword_triage import schema_categories, ticket_of, triage_answer
@@ -27,6 +28,10 @@ class KeywordTriageBackend:
     after that many pieces (a backend crash mid-answer); a `num_predict` option caps the pieces and
     makes `done_reason` "length". A `format` schema whose `type` is not "object" is refused, as a
     backend refuses a format it cannot turn into a grammar.
+
+    With `logprobs`, every piece is a `TextPiece` of `token_chars`-character tokens, each as likely
+    as `token_probability`; its alternatives are the token itself and made-up `<alt N>` tokens that
+    share the rest of the probability.
     """
 
     def __init__(
@@ -36,9 +41,13 @@ class KeywordTriageBackend:
         piece_chars: int = 16,
         piece_delay_s: float = 0.0,
         fail_after_pieces: int | None = None,
+        token_chars: int = 4,
+        token_probability: float = 0.9,
     ) -> None:
         self.name = name
         self.piece_chars = piece_chars
+        self.token_chars = token_chars
+        self.token_probability = token_probability
         self.piece_delay_s = piece_delay_s
         self.fail_after_pieces = fail_after_pieces
         self._lock = threading.Lock()
@@ -93,7 +102,7 @@ class KeywordTriageBackend:
                     raise RuntimeError("the keyword backend failed mid-answer")
                 if self.piece_delay_s:
                     time.sleep(self.piece_delay_s)
-                yield piece
+                yield TextPiece(piece, self._tokens(piece, request.alternatives)) if request.logprobs else piece
             finished = True
             return GenerationStats(
                 prompt_eval_count=sum(len(message.content.split()) for message in request.messages),
@@ -107,6 +116,11 @@ class KeywordTriageBackend:
                 self._active -= 1
                 if not finished:
                     self._stopped_early += 1
+
+    def _tokens(self, piece: str, alternatives: int) -> list[GeneratedToken]:
+        logprob = math.log(self.token_probability)
+        tokens = [piece[i : i + self.token_chars] for i in range(0, len(piece), self.token_chars)]
+        return [GeneratedToken(token.encode(), logprob, _top(token, logprob, alternatives)) for token in tokens]
 
     # -- observations --------------------------------------------------------------------------------
 
@@ -133,3 +147,15 @@ class KeywordTriageBackend:
         """Generations that ended before their last piece (closed, refused or failed)."""
         with self._lock:
             return self._stopped_early
+
+
+def _top(token: str, logprob: float, alternatives: int) -> tuple[ScoredToken, ...]:
+    """The token and `alternatives - 1` made-up ones sharing the rest of the probability, most likely first."""
+    if alternatives <= 0:
+        return ()
+    others = alternatives - 1
+    rest = math.log(max(1e-12, -math.expm1(logprob)) / others) if others else 0.0
+    top = [ScoredToken(token.encode(), logprob)] + [
+        ScoredToken(f"<alt {n}>".encode(), rest) for n in range(1, others + 1)
+    ]
+    return tuple(sorted(top, key=lambda scored: -scored.logprob))

@@ -1,7 +1,10 @@
 """What the tests send to an Ollama-protocol server, and what every one of them must answer (the fake
 Ollama and the offline LLM alike)."""
 
+import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import ollama
@@ -39,6 +42,25 @@ def assert_complete_chat_response(response: ollama.ChatResponse, model: str) -> 
     assert response.message.content is not None
     answer = answer_model(DEFAULT_CATEGORIES).model_validate_json(response.message.content)
     assert answer.model_dump()["category"] == "outage"
+
+
+def assert_logprobs_spell_the_answer(content: str, logprobs: Sequence[Mapping[str, Any]], top_logprobs: int) -> None:
+    """Ollama's `logprobs` entries (as JSON objects) of an answer: one per token, logprobs of a
+    distribution, `bytes` that spell `content` in order, and `top_logprobs` alternatives each
+    (left out when none were asked for), most likely first."""
+    assert logprobs, "no logprobs"
+    assert b"".join(bytes(entry["bytes"]) for entry in logprobs) == content.encode()
+    for entry in logprobs:
+        assert entry["token"] == bytes(entry["bytes"]).decode("utf-8", "replace")
+        assert -math.inf < entry["logprob"] <= 0.0
+        if top_logprobs == 0:
+            assert "top_logprobs" not in entry
+            continue
+        alternatives = entry["top_logprobs"]
+        assert len(alternatives) == top_logprobs
+        values = [alt["logprob"] for alt in alternatives]
+        assert values == sorted(values, reverse=True)
+        assert sum(math.exp(value) for value in values) <= 1.0 + 1e-9
 
 
 def rendered(

@@ -339,7 +339,8 @@ class MemActivations:
 
 
 class FakeLlm:
-    """Answers every prompt with a fixed answer, or raises the error it was given."""
+    """Answers every prompt with a fixed answer (90% sure of its category, as its logprobs would say), or raises
+    the error it was given."""
 
     model = "fake-model"
 
@@ -352,7 +353,9 @@ class FakeLlm:
         if self.error is not None:
             raise self.error
         answer = TriageAnswer("bug", Priority.HIGH, Sentiment.NEGATIVE, "en", "Checkout fails.", 0.9)
-        return LlmAnswer(answer, '{"category":"bug"}', self.model, 10, 5, 12)
+        return LlmAnswer(
+            answer, '{"category":"bug"}', self.model, 10, 5, 12, category_probability=0.9, priority_probability=0.8
+        )
 
 
 __all__ = ["FakeClock", "FakeLlm", "FakeUowFactory", "LlmError"]

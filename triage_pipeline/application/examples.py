@@ -9,9 +9,11 @@ from triage_pipeline.domain.example import ExampleSource, TriageExample, text_ke
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME
+from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from triage_pipeline.domain.triage_answer import Priority, Sentiment
 
 LANGUAGE_LENGTH = 2
+REFERENCE_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,12 @@ def _problem(item: NewExample, categories: tuple[str, ...]) -> tuple[str, str] |
     """(field, message) of the first thing wrong with an item, or None."""
     if not item.title.strip() and not item.description.strip():
         return "title", "an example needs a title or a description"
+    if len(item.title) > TITLE_MAX_LENGTH:
+        return "title", f"the title has {len(item.title)} characters, over {TITLE_MAX_LENGTH}"
+    if len(item.description) > DESCRIPTION_MAX_LENGTH:
+        return "description", f"the description has {len(item.description)} characters, over {DESCRIPTION_MAX_LENGTH}"
+    if len(item.reference) > REFERENCE_MAX_LENGTH:
+        return "reference", f"the reference has {len(item.reference)} characters, over {REFERENCE_MAX_LENGTH}"
     if item.category not in categories:
         return "category", f"category {item.category!r} is not one of {', '.join(categories)}"
     if item.priority not in Priority.__members__.values():
@@ -147,6 +155,27 @@ class ListExamples:
                 owner_id=command.owner_id, shared_only=command.shared_only, limit=command.limit, cursor=command.cursor
             )
         return ExamplePage(items, cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class GetExampleQuery:
+    """`visible_to` None: an admin, who sees every example; an owner sees its own and the shared ones."""
+
+    example_id: UUID
+    visible_to: UUID | None = None
+
+
+class GetExample:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def execute(self, command: GetExampleQuery) -> TriageExample:
+        """NotFound for an unknown example and for another owner's."""
+        with self._uow() as uow:
+            example = uow.examples.get(command.example_id)
+        if example is None or (command.visible_to is not None and example.owner_id not in (None, command.visible_to)):
+            raise NotFound("example", command.example_id)
+        return example
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.ports import TicketPage, UnitOfWorkFactory
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_job import TriageJob
@@ -50,6 +51,7 @@ class ListTicketsQuery:
     owner_id: UUID | None = None
     limit: int = 50
     cursor: str | None = None
+    review_status: ReviewStatus | None = None
 
 
 class ListTickets:
@@ -62,7 +64,11 @@ class ListTickets:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
         with self._uow() as uow:
             return uow.tickets.list(
-                status=command.status, owner_id=command.owner_id, limit=command.limit, cursor=command.cursor
+                status=command.status,
+                owner_id=command.owner_id,
+                limit=command.limit,
+                cursor=command.cursor,
+                review_status=command.review_status,
             )
 
 

@@ -11,8 +11,10 @@ from uuid import UUID
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.application.ticket_queries import MAX_PAGE_SIZE, ListTickets, ListTicketsQuery
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.cli.output import print_table
+from triage_pipeline.cli.examples import check_import_file
+from triage_pipeline.cli.output import print_table, progress_bar
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, TITLE_MAX_LENGTH
 from triage_pipeline.infrastructure.labelled_file import read_frame
@@ -37,7 +39,11 @@ def _problem(row: dict[str, Any]) -> str | None:
 
 def import_tickets(container: Container, path: Path, owner: UUID | None) -> Counter[str]:
     """Create the file's tickets in chunks; returns counts by outcome (CREATED, DUPLICATE, INVALID, ...)."""
-    frame = read_frame(path)
+    check_import_file(path)
+    try:
+        frame = read_frame(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     counts: Counter[str] = Counter()
     valid: list[NewTicket] = []
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
@@ -54,9 +60,12 @@ def import_tickets(container: Container, path: Path, owner: UUID | None) -> Coun
             print(f"line {number}: INVALID: {problem}", file=sys.stderr)
             continue
         valid.append(NewTicket(owner_id, str(row["external_id"]), str(row["title"]), str(row.get("description") or "")))
-    for start in range(0, len(valid), IMPORT_CHUNK):
-        results = container.use(CreateTickets).execute(CreateTicketsCommand(valid[start : start + IMPORT_CHUNK]))
-        counts.update(result.status.value for result in results)
+    with progress_bar(f"importing {path.name}", len(valid)) as bar:
+        for start in range(0, len(valid), IMPORT_CHUNK):
+            chunk = valid[start : start + IMPORT_CHUNK]
+            results = container.use(CreateTickets).execute(CreateTicketsCommand(chunk))
+            counts.update(result.status.value for result in results)
+            bar.update(bar.task_ids[0], completed=start + len(chunk))
     return counts
 
 
@@ -67,13 +76,20 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     return 0
 
 
-def export_rows(container: Container, status: TicketStatus | None, owner_id: UUID | None) -> list[dict[str, Any]]:
+def export_rows(
+    container: Container,
+    status: TicketStatus | None,
+    owner_id: UUID | None,
+    review_status: ReviewStatus | None = None,
+) -> list[dict[str, Any]]:
     """Every ticket (filtered) with its triage fields, newest first."""
     rows: list[dict[str, Any]] = []
     cursor = None
     while True:
         page = container.use(ListTickets).execute(
-            ListTicketsQuery(status=status, owner_id=owner_id, limit=MAX_PAGE_SIZE, cursor=cursor)
+            ListTicketsQuery(
+                status=status, owner_id=owner_id, limit=MAX_PAGE_SIZE, cursor=cursor, review_status=review_status
+            )
         )
         for ticket in page.items:
             answer = ticket.answer.as_dict() if ticket.answer else {}
@@ -85,6 +101,7 @@ def export_rows(container: Container, status: TicketStatus | None, owner_id: UUI
                     "title": ticket.title,
                     "description": ticket.description,
                     "status": ticket.status.value,
+                    "review_status": ticket.review_status.value if ticket.review_status else None,
                     **{
                         k: answer.get(k)
                         for k in ("category", "priority", "sentiment", "language", "summary", "confidence")
@@ -100,7 +117,7 @@ def export_rows(container: Container, status: TicketStatus | None, owner_id: UUI
 
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
     """Write tickets as CSV or JSONL to a file or stdout."""
-    rows = export_rows(container, args.status, args.owner_id)
+    rows = export_rows(container, args.status, args.owner_id, args.review_status)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "csv":
@@ -135,4 +152,11 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     exp.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     exp.add_argument("--status", type=TicketStatus, choices=list(TicketStatus), default=None)
     exp.add_argument("--owner-id", type=UUID, default=None)
+    exp.add_argument(
+        "--review-status",
+        type=ReviewStatus,
+        choices=list(ReviewStatus),
+        default=None,
+        help="only tickets in this review status (NEEDS_REVIEW: the review queue)",
+    )
     exp.set_defaults(container_handler=cmd_export)

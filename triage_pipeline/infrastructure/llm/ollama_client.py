@@ -13,6 +13,12 @@ Every failure is raised as a classified `LlmError`:
   as `invalid_json`;
 - `message.content` that is not JSON -> `InvalidJsonOutput`;
 - JSON that does not fit the answer model of the prompt's categories -> `SchemaViolation`.
+
+Every request asks for the tokens' log-probabilities (`logprobs`, `top_logprobs`, Ollama 0.12.11+):
+the answer then carries the model's probability of the category and of the priority it wrote
+(`value_probability`), a confidence measured rather than the `confidence` the model states about
+itself. An older server ignores the two fields and sends no logprobs: both probabilities are then
+None, and so they are when the logprobs do not spell the answer; neither is ever an error.
 """
 
 import json
@@ -35,9 +41,13 @@ from triage_pipeline.domain.llm_errors import (
 from triage_pipeline.domain.ports import LlmAnswer
 from triage_pipeline.domain.prompt import RenderedPrompt
 from triage_pipeline.infrastructure.llm.answer_model import answer_model, to_domain
+from triage_pipeline.infrastructure.llm.value_probability import read_token_logprobs, value_probability
 
 # Enough of an error body to diagnose it without storing a whole HTML error page per attempt.
 _ERROR_BODY_MAX_CHARS = 4000
+# Most likely tokens per position asked of the server. Only the chosen tokens' logprobs are read
+# and the alternatives are not stored yet: a small number keeps the response small.
+TOP_LOGPROBS = 5
 
 
 class OllamaClient:
@@ -95,6 +105,8 @@ class OllamaClient:
             "stream": False,
             "format": dict(prompt.output_schema),
             "options": dict(prompt.options),
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
         }
         response = self._send("POST", "/api/chat", payload)
         body = self._json_body(response, "chat")
@@ -114,6 +126,7 @@ class OllamaClient:
                 f"model output does not match the answer schema: {_describe(exc)}", raw_output=content
             ) from None
         model_name = body.get("model")
+        tokens = read_token_logprobs(body.get("logprobs"))
         return LlmAnswer(
             answer=to_domain(validated),
             raw_output=content,
@@ -121,6 +134,8 @@ class OllamaClient:
             prompt_tokens=_count(body.get("prompt_eval_count")),
             completion_tokens=_count(body.get("eval_count")),
             total_duration_ms=_ns_to_ms(body.get("total_duration")),
+            category_probability=value_probability(content, tokens, "category"),
+            priority_probability=value_probability(content, tokens, "priority"),
         )
 
     def version(self) -> str:

@@ -1,0 +1,130 @@
+"""How sure the model was of a value it wrote, from the log-probabilities of the tokens that wrote it.
+
+Ollama returns, when asked (`"logprobs": true`), a top-level `logprobs` list with one entry per
+generated token: `{"token": str, "logprob": float, "bytes": [int, ...]?, "top_logprobs": [...]?}`.
+The tokens, in order, spell the answer's `message.content`. The probability of a JSON string value
+(the category the model chose) is the joint probability of the tokens that overlap the value's
+characters: exp(sum of their logprobs). A token that also holds the quote or the next key counts
+whole; with a grammar the first token often decides the value and the rest are near-certain, and
+the product is right either way.
+
+Everything here is pure and never raises on what a server sent: no logprobs (an older Ollama),
+malformed entries, or tokens that do not spell the content give None.
+"""
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_JSON_WHITESPACE = " \t\n\r"
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its UTF-8 bytes and its log-probability."""
+
+    piece: bytes
+    logprob: float
+
+
+def read_token_logprobs(raw: object) -> list[TokenLogprob] | None:
+    """Ollama's `logprobs` list as tokens; None when it is absent, empty or not in Ollama's shape.
+
+    `bytes` is preferred over `token` when present: a token that ends inside a multi-byte character
+    has a `token` string with a replacement character, but its `bytes` are exact.
+    """
+    if not isinstance(raw, list) or not raw:
+        return None
+    tokens: list[TokenLogprob] = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            return None
+        logprob = entry.get("logprob")
+        if not isinstance(logprob, int | float) or isinstance(logprob, bool) or math.isnan(logprob):
+            return None
+        piece = _token_bytes(entry)
+        if piece is None:
+            return None
+        tokens.append(TokenLogprob(piece, float(logprob)))
+    return tokens
+
+
+def value_probability(content: str, tokens: Sequence[TokenLogprob] | None, field: str) -> float | None:
+    """The probability of the string value of the top-level `field` in the JSON `content`.
+
+    None when there are no tokens, when the tokens do not spell `content` (trailing tokens after
+    it, such as an end-of-turn token or a stop text cut off, are allowed), or when `content` has no
+    non-empty string value for `field`. For a key written twice, the last value counts, as
+    `json.loads` keeps it.
+    """
+    if not tokens:
+        return None
+    span = _string_value_span(content, field)
+    if span is None:
+        return None
+    encoded = content.encode("utf-8")
+    if not b"".join(token.piece for token in tokens).startswith(encoded):
+        return None
+    first = len(content[: span[0]].encode("utf-8"))
+    last = len(content[: span[1]].encode("utf-8"))
+    total = 0.0
+    position = 0
+    for token in tokens:
+        end = position + len(token.piece)
+        if end > first and position < last:
+            total += token.logprob
+        if end >= last:
+            break
+        position = end
+    return min(1.0, math.exp(total))
+
+
+def _token_bytes(entry: Mapping[str, object]) -> bytes | None:
+    raw_bytes = entry.get("bytes")
+    if isinstance(raw_bytes, list) and all(
+        isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in raw_bytes
+    ):
+        return bytes(raw_bytes)
+    token = entry.get("token")
+    return token.encode("utf-8") if isinstance(token, str) else None
+
+
+def _string_value_span(content: str, field: str) -> tuple[int, int] | None:
+    """Character offsets [start, end) of the text between the quotes of `field`'s string value."""
+    spans: dict[str, tuple[int, int]] = {}
+    index = _skip_whitespace(content, 0)
+    if not content.startswith("{", index):
+        return None
+    index = _skip_whitespace(content, index + 1)
+    if content.startswith("}", index):
+        return None
+    try:
+        while True:
+            key, index = _DECODER.raw_decode(content, index)
+            index = _skip_whitespace(content, index)
+            if not isinstance(key, str) or not content.startswith(":", index):
+                return None
+            start = _skip_whitespace(content, index + 1)
+            value, index = _DECODER.raw_decode(content, start)
+            if isinstance(value, str):
+                spans[key] = (start + 1, index - 1)
+            else:
+                spans.pop(key, None)
+            index = _skip_whitespace(content, index)
+            if content.startswith("}", index):
+                break
+            if not content.startswith(",", index):
+                return None
+            index = _skip_whitespace(content, index + 1)
+    except ValueError:
+        return None
+    span = spans.get(field)
+    return span if span is not None and span[1] > span[0] else None
+
+
+def _skip_whitespace(text: str, index: int) -> int:
+    while index < len(text) and text[index] in _JSON_WHITESPACE:
+        index += 1
+    return index
