@@ -1,4 +1,4 @@
-"""A few-shot version of the default `triage` prompt, made the active one: each ticket is shown the five most
+"""A few-shot version of the default `triage` prompt, made the active one: each ticket is shown the three most
 similar labelled examples (its owner's and the shared ones), and answers below the review threshold wait for
 a person. Earlier versions stay as they were.
 
@@ -21,7 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PROMPT_ID = "7f1c2a4e-5b3d-4c1e-9a2b-000000000002"
-FEW_SHOT_K = 5
+FEW_SHOT_K = 3
 REVIEW_THRESHOLD = 0.5
 
 SYSTEM_TEXT = """You are a senior customer-support lead who triages support tickets for a SaaS and \
@@ -111,7 +111,7 @@ def upgrade() -> None:
         ).bindparams(
             id=PROMPT_ID,
             version=next_version,
-            description="Few-shot: the 5 most similar labelled examples; answers below 0.5 confidence go to review.",
+            description="Few-shot: the 3 most similar labelled examples; answers below 0.5 confidence go to review.",
             system_text=SYSTEM_TEXT,
             user_template=USER_TEMPLATE,
             schema=json.dumps(OUTPUT_SCHEMA),

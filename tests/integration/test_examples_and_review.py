@@ -3,6 +3,7 @@ neighbours, review routing at the prompt's threshold, corrections that change th
 evaluation that never shows a ticket its own answer (real PostgreSQL, fake Ollama over HTTP)."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -30,7 +31,7 @@ from triage_pipeline.application.prompts import AddPromptCommand, AddPromptVersi
 from triage_pipeline.application.ticket_queries import GetTicket, GetTicketQuery
 from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.domain.evaluation import LabelledTicket
+from triage_pipeline.domain.evaluation import EvaluationRun, LabelledTicket
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
 from triage_pipeline.domain.ports import ExampleQuery
@@ -222,3 +223,25 @@ def test_evaluation_never_shows_a_ticket_its_own_example(container: Container, f
         assert shown.count('"title"') == 3
     assert result.run.report["floors"]["category"]["neighbour_vote_accuracy"] == 1.0
     assert result.run.report["calibration"]["ece"] >= 0.0
+
+
+def test_triage_applies_the_calibration_of_the_prompt_versions_latest_evaluation(
+    container: Container, fake_ollama: FakeOllama
+) -> None:
+    few_shot(container, k=3, threshold=0.5)
+    with container.uow() as uow:
+        prompt = uow.prompts.active("triage")
+        assert prompt is not None
+        for age, steps in ((2, [[1.0, 0.11]]), (1, [[0.5, 0.3], [1.0, 0.77]])):
+            report = {"calibration": {"map": {"steps": steps, "fitted_on": 160}}}
+            at = container.clock.now() - timedelta(hours=age)
+            uow.evaluations.add(EvaluationRun(uuid4(), prompt.id, "triage", prompt.version, "m", "f", "s", report, at))
+        uow.commit()
+    fake_ollama.answer_probabilities(category=0.9, priority=0.9)
+    ticket = triage(container, "K-1", "Refund missing")
+    assert ticket.answer is not None and ticket.answer.confidence == pytest.approx(0.77)
+    with container.uow() as uow:
+        [log] = uow.logs.for_ticket(ticket.id)
+    assert log.confidence is not None
+    assert log.confidence["raw_confidence"] == pytest.approx(0.9, abs=1e-3)
+    assert log.confidence["calibrated_on"] == 160

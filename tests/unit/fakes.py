@@ -8,6 +8,7 @@ from typing import Self
 from uuid import UUID
 
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.exceptions import DuplicateTicket, NotFound
@@ -311,6 +312,14 @@ class MemEvaluations:
             r for r in self.d.evaluations if r.prompt_name == name and (not versions or r.prompt_version in versions)
         ]
         return sorted(runs, key=lambda r: r.created_at, reverse=True)
+
+    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
+        runs = sorted((r for r in self.d.evaluations if r.prompt_id == prompt_id), key=lambda r: r.created_at)
+        for run in reversed(runs):
+            fitted = CalibrationMap.from_dict((run.report.get("calibration") or {}).get("map"))
+            if fitted is not None:
+                return fitted
+        return None
 
 
 class MemCorrections:

@@ -9,9 +9,11 @@ import pytest
 
 from triage_pipeline.domain import promotion_gate
 from triage_pipeline.domain.calibration import (
+    CalibrationMap,
     ScoredAnswer,
     calibration_report,
     expected_calibration_error,
+    fit_isotonic,
     lowest_threshold_for,
     split_at,
 )
@@ -198,3 +200,41 @@ def test_promotion_gate_compares_the_latest_runs_on_files_both_versions_were_eva
     assert {c["dataset_sha256"] for c in comparisons} == {"a"}
     worse = {c["figure"]: c["worse"] for c in comparisons}
     assert worse == {"category_accuracy": True, "priority_accuracy": False}
+
+
+def test_isotonic_fit_is_monotone_and_maps_scores_to_observed_accuracy() -> None:
+    answers = [ScoredAnswer(0.1 + i * 0.02, i % 3 == 0) for i in range(20)] + [
+        ScoredAnswer(0.7 + i * 0.01, i % 10 != 0) for i in range(20)
+    ]
+    fitted = fit_isotonic(answers)
+    assert fitted is not None and fitted.fitted_on == 40
+    values = [value for _, value in fitted.steps]
+    assert values == sorted(values)
+    assert fitted.apply(0.15) < 0.5 < fitted.apply(0.85)
+    assert fitted.apply(2.0) == values[-1]
+    assert CalibrationMap.from_dict(fitted.as_dict()) == fitted
+    assert CalibrationMap.from_dict({"steps": "nonsense"}) is None
+    assert fit_isotonic(answers[:5]) is None  # too few answers to fit
+
+
+def test_report_figures_are_cross_validated_and_the_map_is_kept_for_production() -> None:
+    answers = [ScoredAnswer(0.3, i % 2 == 0) for i in range(20)] + [ScoredAnswer(0.35, True) for _ in range(20)]
+    report = calibration_report(answers, invalid=0, threshold=0.5, target_precision=0.9)
+    assert report["calibrated"] and report["map"]["fitted_on"] == 40
+    assert report["ece"] < report["raw_ece"]  # raw 0.3-0.35 confidence for 75% accuracy is underconfident
+
+
+def test_a_calibration_map_turns_the_raw_score_into_the_stored_confidence() -> None:
+    calibration = CalibrationMap(((0.5, 0.2), (1.0, 0.95)), fitted_on=160)
+    settled = settle_answer(
+        answer("bug"),
+        category_probability=0.8,
+        priority_probability=None,
+        examples=[],
+        vocabulary=VOCABULARY,
+        review_threshold=0.9,
+        calibration=calibration,
+    )
+    assert settled.answer.confidence == 0.95
+    assert settled.log["raw_confidence"] == 0.8 and settled.log["calibrated_on"] == 160
+    assert settled.review_status is ReviewStatus.AUTO_APPLIED

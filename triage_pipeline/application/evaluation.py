@@ -108,6 +108,7 @@ class EvaluatePrompts:
                         target_precision=command.target_precision,
                     ),
                     "floors": floors(items),
+                    "answers": [item.as_dict() for item in items],
                 },
                 created_at=self._clock.now(),
             )
@@ -185,6 +186,7 @@ class EvaluatePrompts:
             completion_tokens=answer.completion_tokens,
             confidence=settled.answer.confidence,
             neighbours=floor,
+            settled=settled.log,
         )
 
     def _corrections_accuracy(self) -> dict[str, Any]:

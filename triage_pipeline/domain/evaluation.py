@@ -35,6 +35,21 @@ class EvaluationItem:
     """The computed confidence of the stored answer (None for an invalid output)."""
     neighbours: Mapping[str, str] | None = None
     """What the nearest examples' vote alone says (category, priority): the nearest-neighbour floor."""
+    settled: Mapping[str, Any] | None = None
+    """How the answer's category and confidence were settled (as an attempt's log `confidence`)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """One ticket's outcome, JSON-ready: kept in the run's report to audit or recalibrate from."""
+        return {
+            "external_id": self.external_id,
+            "gold": dict(self.gold),
+            "predicted": dict(self.predicted) if self.predicted is not None else None,
+            "error_class": self.error_class,
+            "latency_ms": self.latency_ms,
+            "confidence": self.confidence,
+            "neighbours": dict(self.neighbours) if self.neighbours is not None else None,
+            "settled": dict(self.settled) if self.settled is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)

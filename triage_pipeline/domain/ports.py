@@ -9,6 +9,7 @@ from uuid import UUID
 
 from triage_pipeline.domain.api_key import ApiKey
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobBatchItem
+from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.example import TriageExample
@@ -240,6 +241,10 @@ class EvaluationRunRepository(Protocol):
 
     def list(self, name: str, versions: Sequence[int] = ()) -> list[EvaluationRun]:
         """Runs of a prompt name (optionally only these versions), newest first."""
+        ...
+
+    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
+        """The calibration map fitted by this prompt version's newest evaluation that fitted one."""
         ...
 
 

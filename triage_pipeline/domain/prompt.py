@@ -12,6 +12,9 @@ from triage_pipeline.domain.example import TriageExample
 
 DEFAULT_PROMPT_NAME = "triage"
 FEW_SHOT_K_MAX = 20
+EXAMPLE_DESCRIPTION_MAX_LENGTH = 300
+"""An example's description is cut to this in the prompt: its start says what it is about, and every
+character of every example is prompt the model must read before it answers (latency)."""
 EXAMPLES_PLACEHOLDER = "{examples}"
 _PLACEHOLDERS = re.compile(r"\{ticket\}|\{examples\}")
 
@@ -43,7 +46,7 @@ def examples_as_data(examples: Sequence[TriageExample]) -> str:
     for example in reversed(examples):
         solved = {
             "title": example.title,
-            "description": example.description[:600],
+            "description": example.description[:EXAMPLE_DESCRIPTION_MAX_LENGTH],
             "category": example.category,
             "priority": example.priority.value,
         }

@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
+from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.confidence import SettledAnswer, settle_answer
 from triage_pipeline.domain.example import TriageExample
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
@@ -69,6 +70,8 @@ class Started:
     started_at: datetime
     examples: tuple[TriageExample, ...] = ()
     """The most similar labelled examples (the prompt's `few_shot_k`), most similar first."""
+    calibration: CalibrationMap | None = None
+    """The prompt version's calibration (from its latest evaluation), if it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,9 @@ class AttemptsTransaction:
         self._found = {job.id: (job, ticket) for job, ticket in locked}
         self._changes = _Changes()
 
-    def start(self, job_ids: Sequence[UUID], prompt: Prompt | None) -> list[Started]:
+    def start(
+        self, job_ids: Sequence[UUID], prompt: Prompt | None, calibration: CalibrationMap | None = None
+    ) -> list[Started]:
         """Start the eligible jobs and their tickets, in `job_ids` order, each with the examples `prompt`
         asks for (its owner's and shared ones, in one statement for all).
 
@@ -216,7 +221,10 @@ class AttemptsTransaction:
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
         examples = self._examples([ticket for _, ticket in started], prompt)
-        return [Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ()))) for job, ticket in started]
+        return [
+            Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ())), calibration)
+            for job, ticket in started
+        ]
 
     def _examples(self, tickets: Sequence[Ticket], prompt: Prompt | None) -> dict[UUID, list[TriageExample]]:
         if prompt is None or prompt.few_shot_k <= 0 or not tickets:
@@ -320,6 +328,7 @@ def settle(attempt: Attempt) -> SettledAnswer:
         examples=attempt.started.examples,
         vocabulary=prompt.categories if prompt else (),
         review_threshold=prompt.review_threshold if prompt else 0.0,
+        calibration=attempt.started.calibration,
     )
 
 

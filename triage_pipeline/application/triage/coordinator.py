@@ -23,6 +23,7 @@ from triage_pipeline.application.triage.attempts import (
     result_of,
 )
 from triage_pipeline.application.triage.one_job import TriageOneJob
+from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.ports import UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 
@@ -62,7 +63,8 @@ class TriageJobs:
             return []
         with self._uow() as uow:
             prompt = uow.prompts.active(command.prompt_name)
-        return _Coordinator(self._attempts, command, prompt).run()
+            calibration = uow.evaluations.latest_calibration(prompt.id) if prompt else None
+        return _Coordinator(self._attempts, command, prompt, calibration).run()
 
 
 # Jobs started ahead of a free LLM slot, as a fraction of the concurrency: a slot whose call ends takes
@@ -79,10 +81,17 @@ class _Coordinator:
     (1 + START_AHEAD)` jobs of the list are RUNNING at once.
     """
 
-    def __init__(self, attempts: TriageAttempts, command: TriageJobsCommand, prompt: Prompt | None) -> None:
+    def __init__(
+        self,
+        attempts: TriageAttempts,
+        command: TriageJobsCommand,
+        prompt: Prompt | None,
+        calibration: CalibrationMap | None,
+    ) -> None:
         self._attempts = attempts
         self._command = command
         self._prompt = prompt
+        self._calibration = calibration
         self._job_ids = list(command.job_ids)
         self._results: list[TriageResult | None] = [None] * len(self._job_ids)
         self._errors: list[Exception] = []
@@ -142,7 +151,7 @@ class _Coordinator:
             # One locking read: the jobs whose attempts ended (still RUNNING in that attempt?) and those to start.
             with self._attempts.transaction(batch_id, [attempt.started.job.id for _, attempt in ended] + new_ids) as tx:
                 recorded = [tx.record(attempt) for _, attempt in ended]
-                started = tx.start(new_ids, self._prompt)
+                started = tx.start(new_ids, self._prompt, self._calibration)
                 tx.commit()
         except Exception:
             logger.warning("a grouped triage transaction failed; retrying its jobs one by one", exc_info=True)
@@ -176,7 +185,7 @@ class _Coordinator:
             job_id = self._job_ids[position]
             try:
                 with self._attempts.transaction(batch_id, [job_id]) as tx:
-                    started = tx.start([job_id], self._prompt)
+                    started = tx.start([job_id], self._prompt, self._calibration)
                     tx.commit()
             except Exception as exc:
                 self._errors.append(exc)

@@ -3,12 +3,13 @@
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.prompt import Prompt
@@ -51,6 +52,17 @@ class SqlEvaluationRunRepository:
             query = query.where(EvaluationRunRow.prompt_version.in_(list(versions)))
         rows = self._session.scalars(query.order_by(EvaluationRunRow.created_at.desc()))
         return [evaluation_run_from_row(r) for r in rows]
+
+    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
+        """The calibration map of this prompt version's newest evaluation that fitted one."""
+        fitted = EvaluationRunRow.report["calibration"]["map"]
+        data = self._session.scalar(
+            select(fitted)
+            .where(EvaluationRunRow.prompt_id == prompt_id, EvaluationRunRow.report["calibration"]["map"]["steps"].isnot(None))
+            .order_by(EvaluationRunRow.created_at.desc())
+            .limit(1)
+        )
+        return CalibrationMap.from_dict(data) if data is not None else None
 
 
 class SqlCorrectionRepository:
