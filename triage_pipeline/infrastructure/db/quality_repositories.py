@@ -58,7 +58,8 @@ class SqlEvaluationRunRepository:
         fitted = EvaluationRunRow.report["calibration"]["map"]
         data = self._session.scalar(
             select(fitted)
-            .where(EvaluationRunRow.prompt_id == prompt_id, EvaluationRunRow.report["calibration"]["map"]["steps"].isnot(None))
+            # A JSON null map ("too few answers to fit") has no steps: SQL NULL, so left out.
+            .where(EvaluationRunRow.prompt_id == prompt_id, fitted["steps"].isnot(None))
             .order_by(EvaluationRunRow.created_at.desc())
             .limit(1)
         )
