@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -128,9 +128,7 @@ def timings(url: str, queries: list[dict[str, str]], group: int, rounds: int) ->
         asked = [ExampleQuery(uuid4(), DEFAULT_OWNER_ID, q["title"], q["description"]) for q in chosen]
         with uow() as tx:
             began = time.perf_counter()
-            found: dict[UUID, list[object]] = dict(
-                tx.examples.nearest(asked, K, DEFAULT_CATEGORIES, exclude_same_text=True)
-            )
+            found = tx.examples.nearest(asked, K, DEFAULT_CATEGORIES, exclude_same_text=True)
             times.append((time.perf_counter() - began) * 1000)
         found_total += sum(len(v) for v in found.values())
     require(found_total == rounds * group * K, f"retrieval returned {found_total} examples, not {rounds * group * K}")

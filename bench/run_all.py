@@ -10,6 +10,7 @@ Benchmarks (one module each, each runnable alone):
   1,2,6,7 bench/triage_stack.py  triage throughput, orchestration and fixed cost on the real stack, its
                                memory, and its CPU when idle
   8     bench/startup.py       importing the code location in a new process (run workers, code server, CLI)
+  9     bench/retrieval.py     few-shot retrieval: the nearest examples of a ticket among 100,000
 
 They share one throwaway PostgreSQL 17 with the settings `make run` uses (fsync on), a database each.
 The table goes to stdout (and `--output`), progress to stderr. Nothing here is a timed test: a missed
@@ -26,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import claim
 import intake
+import retrieval
 import startup
 import triage_stack
 from _support import BenchmarkFailure, NeighbourMeter, Row, machine, postgres, print_table, say
 
-ORDER = {str(n): n for n in range(1, 9)}
+ORDER = {str(n): n for n in range(1, 10)}
 
 
 def main() -> None:
@@ -55,6 +57,8 @@ def main() -> None:
                 rows += intake.run(pg, args.quick)
             if "5" in chosen:
                 rows += claim.run(pg, args.quick)
+            if "9" in chosen:
+                rows += retrieval.run(pg, args.quick)
             if chosen & {"1", "2", "6", "7"}:
                 rows += triage_stack.run(pg, args.quick, args.profile)
             cpu = meter.stop()

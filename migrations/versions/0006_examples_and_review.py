@@ -65,6 +65,16 @@ def upgrade() -> None:
         postgresql_ops={"search_text": "gist_trgm_ops(siglen=512)"},
     )
     op.create_index("ix_triage_examples_owner_created", "triage_examples", ["owner_id", "created_at", "id"])
+    # One imported example per text per bank (the shared bank is owner NULL: NULLS NOT DISTINCT), so two
+    # imports at once cannot both add it; corrections are one per ticket instead.
+    op.create_index(
+        "uq_triage_examples_owner_text",
+        "triage_examples",
+        ["owner_id", "text_key"],
+        unique=True,
+        postgresql_where=sa.text("ticket_id IS NULL"),
+        postgresql_nulls_not_distinct=True,
+    )
     op.create_index(
         "uq_triage_examples_ticket",
         "triage_examples",

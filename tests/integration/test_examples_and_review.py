@@ -2,7 +2,9 @@
 neighbours, review routing at the prompt's threshold, corrections that change the next answer, and an
 evaluation that never shows a ticket its own answer (real PostgreSQL, fake Ollama over HTTP)."""
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -14,6 +16,8 @@ from triage_pipeline.application.corrections import (
     AcceptTriageCommand,
     CorrectTriage,
     CorrectTriageCommand,
+    RetriageCommand,
+    RetriageTicket,
 )
 from triage_pipeline.application.evaluation import EvaluateCommand, EvaluatePrompts
 from triage_pipeline.application.examples import (
@@ -32,10 +36,11 @@ from triage_pipeline.application.ticket_queries import GetTicket, GetTicketQuery
 from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.evaluation import EvaluationRun, LabelledTicket
-from triage_pipeline.domain.exceptions import NotFound
+from triage_pipeline.domain.exceptions import NotCorrectable, NotFound
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
 from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.review import ReviewStatus
+from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES, Priority
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
@@ -232,10 +237,17 @@ def test_triage_applies_the_calibration_of_the_prompt_versions_latest_evaluation
     with container.uow() as uow:
         prompt = uow.prompts.active("triage")
         assert prompt is not None
-        for age, steps in ((2, [[1.0, 0.11]]), (1, [[0.5, 0.3], [1.0, 0.77]])):
+        runs = (
+            (3, "fake-model", [[1.0, 0.11]]),  # older
+            (2, "fake-model", [[0.5, 0.3], [1.0, 0.77]]),  # the one that applies
+            (1, "another-model", [[1.0, 0.01]]),  # newer, but fitted on another model's answers
+        )
+        for age, model, steps in runs:
             report = {"calibration": {"map": {"steps": steps, "fitted_on": 160}}}
             at = container.clock.now() - timedelta(hours=age)
-            uow.evaluations.add(EvaluationRun(uuid4(), prompt.id, "triage", prompt.version, "m", "f", "s", report, at))
+            uow.evaluations.add(
+                EvaluationRun(uuid4(), prompt.id, "triage", prompt.version, model, "f", "s", report, at)
+            )
         uow.commit()
     fake_ollama.answer_probabilities(category=0.9, priority=0.9)
     ticket = triage(container, "K-1", "Refund missing")
@@ -245,3 +257,36 @@ def test_triage_applies_the_calibration_of_the_prompt_versions_latest_evaluation
     assert log.confidence is not None
     assert log.confidence["raw_confidence"] == pytest.approx(0.9, abs=1e-3)
     assert log.confidence["calibrated_on"] == 160
+
+
+def test_accepting_or_correcting_a_ticket_being_triaged_again_never_rewrites_its_state(
+    container: Container,
+) -> None:
+    first = triage(container, "A-1", "Refund missing")
+    container.use(RetriageTicket).execute(RetriageCommand(first.id))
+    with pytest.raises(NotCorrectable):
+        container.use(AcceptTriage).execute(AcceptTriageCommand(first.id))
+    container.use(CorrectTriage).execute(CorrectTriageCommand(first.id, "security", Priority.HIGH))
+    with container.uow() as uow:
+        now = uow.tickets.get(first.id)
+        examples = uow.examples.page(owner_id=DEFAULT_OWNER_ID, shared_only=False, limit=10, cursor=None)[0]
+    assert now is not None and now.status is TicketStatus.PENDING  # not written back to COMPLETED
+    assert now.review_status is first.review_status  # the next answer brings its own
+    assert [e.category for e in examples] == ["security"]  # the correction and its example are kept
+
+
+def test_two_imports_of_the_same_texts_at_once_store_each_text_once(container: Container) -> None:
+    items = [NewExample(f"Refund case {i}", REFUND, "billing", "high") for i in range(50)]
+    barrier = threading.Barrier(2)
+
+    def run() -> list[ExampleItemStatus]:
+        barrier.wait()
+        results = container.use(ImportExamples).execute(ImportExamplesCommand(items, None))
+        return [r.status for r in results]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: run(), range(2)))
+    with container.uow() as uow:
+        assert uow.examples.count() == 50
+    created = sum(status is ExampleItemStatus.CREATED for statuses in outcomes for status in statuses)
+    assert created == 50  # every text reported CREATED exactly once, DUPLICATE by the other import

@@ -16,6 +16,7 @@ from triage_pipeline.domain.llm_errors import LlmError
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.ports import LlmAnswer, TicketPage
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
+from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority, Sentiment, TriageAnswer
@@ -142,6 +143,13 @@ class MemTickets:
     def update_many(self, tickets: Sequence[Ticket]) -> None:
         for t in tickets:
             self.update(t)
+
+    def mark_reviewed(self, ticket_id: UUID, now: datetime) -> bool:
+        ticket = self.d.tickets.get(ticket_id)
+        if ticket is None or ticket.status is not TicketStatus.COMPLETED:
+            return False
+        self.d.tickets[ticket_id] = replace(ticket, review_status=ReviewStatus.REVIEWED, updated_at=now)
+        return True
 
     def list(self, *, status: TicketStatus | None, owner_id: UUID | None, limit: int, cursor: str | None) -> TicketPage:
         items = [t for t in self.d.tickets.values() if (status is None or t.status is status)]
@@ -313,8 +321,10 @@ class MemEvaluations:
         ]
         return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
-    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
-        runs = sorted((r for r in self.d.evaluations if r.prompt_id == prompt_id), key=lambda r: r.created_at)
+    def latest_calibration(self, prompt_id: UUID, model: str) -> CalibrationMap | None:
+        runs = sorted(
+            (r for r in self.d.evaluations if r.prompt_id == prompt_id and r.model == model), key=lambda r: r.created_at
+        )
         for run in reversed(runs):
             fitted = CalibrationMap.from_dict((run.report.get("calibration") or {}).get("map"))
             if fitted is not None:

@@ -86,7 +86,9 @@ class CorrectTriage:
                     reference=f"correction {correction.id}",
                 )
             )
-            uow.tickets.update(ticket.mark_reviewed(correction.created_at))
+            # REVIEWED only if still COMPLETED: a ticket being triaged again gets its review status from the new
+            # answer, and the correction (with its example) is kept either way.
+            uow.tickets.mark_reviewed(ticket.id, correction.created_at)
             uow.commit()
         return correction
 
@@ -107,13 +109,18 @@ class AcceptTriage:
         self._clock = clock
 
     def execute(self, command: AcceptTriageCommand) -> Ticket:
-        """NotFound for an unknown ticket; NotCorrectable when it has no answer yet."""
+        """NotFound for an unknown ticket; NotCorrectable when it has no answer yet or is being triaged again."""
         with self._uow() as uow:
             ticket = uow.tickets.get(command.ticket_id)
             if ticket is None:
                 raise NotFound("ticket", command.ticket_id)
             reviewed = ticket.mark_reviewed(self._clock.now())
-            uow.tickets.update(reviewed)
+            if ticket.status is not TicketStatus.COMPLETED or not uow.tickets.mark_reviewed(
+                ticket.id, reviewed.updated_at
+            ):
+                raise NotCorrectable(
+                    f"ticket {ticket.id} is {ticket.status.value}: only a COMPLETED ticket's answer can be accepted"
+                )
             uow.commit()
         logger.info("triage answer accepted", extra={"ticket_id": ticket.id, "fields": {"actor": command.actor}})
         return reviewed

@@ -75,6 +75,13 @@ def _problem(item: NewExample, categories: tuple[str, ...]) -> tuple[str, str] |
     return None
 
 
+def _after_race(result: ExampleItemResult, stored: set[UUID], raced: dict[str, UUID], key: str) -> ExampleItemResult:
+    """A result pointing at an example that was not stored is a DUPLICATE of the one stored first."""
+    if result.status is not ExampleItemStatus.INVALID and result.example_id not in stored and key in raced:
+        return ExampleItemResult(ExampleItemStatus.DUPLICATE, raced[key])
+    return result
+
+
 class ImportExamples:
     """Validate every item against the active prompt's vocabulary; store the valid new ones in one transaction.
 
@@ -122,7 +129,12 @@ class ImportExamples:
                 existing[key] = example.id  # a repeat inside the same import is a duplicate of this one
                 new.append(example)
                 results.append(ExampleItemResult(ExampleItemStatus.CREATED, example.id))
-            uow.examples.add_many(new)
+            stored = uow.examples.add_many(new)
+            if len(stored) < len(new):  # a concurrent import added some of these texts first
+                raced = uow.examples.ids_by_text_key(
+                    command.owner_id, [text_key(e.title, e.description) for e in new if e.id not in stored]
+                )
+                results = [_after_race(result, stored, raced, key) for result, key in zip(results, keys, strict=True)]
             uow.commit()
         return results
 

@@ -80,6 +80,8 @@ def decide_category(
     `model_weight` x the model's probability (its own label only) + the rest x its neighbours' share.
     Labels outside `vocabulary` (when given) never win."""
     has_vote = vote is not None and bool(vote.shares)
+    if has_vote and category_probability is None and model_weight == 0:
+        category_probability = 0.0  # the model's probability would not count anyway: the neighbours decide
     if category_probability is not None and has_vote:
         assert vote is not None
         scores = {

@@ -95,6 +95,11 @@ class TicketRepository(Protocol):
         """Save the triage state (status, answer) of many changed tickets at once."""
         ...
 
+    def mark_reviewed(self, ticket_id: UUID, now: datetime) -> bool:
+        """Set REVIEWED on a COMPLETED ticket and nothing else of its row; False when it is not COMPLETED
+        (being triaged again: the new answer brings its own review status)."""
+        ...
+
     def list(
         self,
         *,
@@ -243,8 +248,9 @@ class EvaluationRunRepository(Protocol):
         """Runs of a prompt name (optionally only these versions), newest first."""
         ...
 
-    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
-        """The calibration map fitted by this prompt version's newest evaluation that fitted one."""
+    def latest_calibration(self, prompt_id: UUID, model: str) -> CalibrationMap | None:
+        """The calibration map fitted by this prompt version's newest evaluation with this model (a map
+        fitted on another model's answers says nothing about this one's)."""
         ...
 
 
@@ -295,7 +301,9 @@ class ExampleQuery:
 class ExampleRepository(Protocol):
     """Labelled examples, with similarity search in the database (pg_trgm)."""
 
-    def add_many(self, examples: Sequence[TriageExample]) -> None: ...
+    def add_many(self, examples: Sequence[TriageExample]) -> set[UUID]:
+        """Store new examples; the ids of those stored (one whose text is already in its bank is not)."""
+        ...
 
     def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
         """Add the example of a corrected ticket, or update the one it has (one per ticket); the stored one."""

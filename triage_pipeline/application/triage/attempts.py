@@ -114,6 +114,11 @@ class TriageAttempts:
         self._llm = llm
         self._clock = clock
 
+    @property
+    def model(self) -> str:
+        """The model that answers: only its own evaluations' calibration applies to it."""
+        return self._llm.model
+
     @contextmanager
     def transaction(self, batch_id: UUID | None, job_ids: Sequence[UUID]) -> Iterator["AttemptsTransaction"]:
         """A transaction on these jobs (their rows locked, with their tickets, in one read).

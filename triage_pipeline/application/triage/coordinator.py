@@ -63,7 +63,7 @@ class TriageJobs:
             return []
         with self._uow() as uow:
             prompt = uow.prompts.active(command.prompt_name)
-            calibration = uow.evaluations.latest_calibration(prompt.id) if prompt else None
+            calibration = uow.evaluations.latest_calibration(prompt.id, self._attempts.model) if prompt else None
         return _Coordinator(self._attempts, command, prompt, calibration).run()
 
 

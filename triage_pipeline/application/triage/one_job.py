@@ -31,7 +31,7 @@ class TriageOneJob:
         """Triage the job; never leaves it RUNNING unless the database itself fails."""
         with self.attempts.transaction(command.batch_id, [command.job_id]) as tx:
             prompt = command.prompt or tx.uow.prompts.active(command.prompt_name)
-            calibration = tx.uow.evaluations.latest_calibration(prompt.id) if prompt else None
+            calibration = tx.uow.evaluations.latest_calibration(prompt.id, self.attempts.model) if prompt else None
             started = tx.start([command.job_id], prompt, calibration)
             if not started:
                 return TriageResult(command.job_id, TriageOutcome.SKIPPED)

@@ -91,7 +91,9 @@ def version_metadata(result: VersionResult, dataset: str) -> dict[str, Any]:
         f"{prefix}reliability": MetadataValue.md(
             reliability_markdown(calibration, title, threshold=result.prompt.review_threshold)
         ),
-        f"{prefix}report": MetadataValue.json({k: v for k, v in result.run.report.items() if k != "fields"}),
+        f"{prefix}report": MetadataValue.json(
+            {k: v for k, v in result.run.report.items() if k not in ("fields", "answers")}
+        ),
     }
 
 

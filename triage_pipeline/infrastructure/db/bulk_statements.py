@@ -129,4 +129,4 @@ INSERT_ITEMS = _insert_from_arrays(_ITEMS, ITEM_COLUMNS)
 
 # Imported examples (example_to_values keys).
 EXAMPLE_COLUMNS = [c.name for c in _EXAMPLES.c]
-INSERT_EXAMPLES = _insert_from_arrays(_EXAMPLES, EXAMPLE_COLUMNS)
+INSERT_EXAMPLES = text(_insert_from_arrays(_EXAMPLES, EXAMPLE_COLUMNS).text + " ON CONFLICT DO NOTHING RETURNING id")

@@ -40,12 +40,15 @@ class SqlExampleRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def add_many(self, examples: Sequence[TriageExample]) -> None:
-        """One statement for any number of examples."""
-        if examples:
-            self._session.connection().execute(
-                INSERT_EXAMPLES, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
-            )
+    def add_many(self, examples: Sequence[TriageExample]) -> set[UUID]:
+        """One statement for any number of examples; the ids of those stored (a text already in the bank,
+        added by a concurrent import, is skipped by the unique index)."""
+        if not examples:
+            return set()
+        rows = self._session.connection().execute(
+            INSERT_EXAMPLES, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
+        )
+        return {row.id for row in rows}
 
     def upsert_for_ticket(self, example: TriageExample) -> TriageExample:
         values = example_to_values(example)

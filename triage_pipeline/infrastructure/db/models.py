@@ -281,6 +281,14 @@ class TriageExampleRow(Timestamped, Base):
         ),
         Index("ix_triage_examples_owner_created", "owner_id", "created_at", "id"),
         Index("uq_triage_examples_ticket", "ticket_id", unique=True, postgresql_where=text("ticket_id IS NOT NULL")),
+        Index(
+            "uq_triage_examples_owner_text",
+            "owner_id",
+            "text_key",
+            unique=True,
+            postgresql_where=text("ticket_id IS NULL"),
+            postgresql_nulls_not_distinct=True,
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)

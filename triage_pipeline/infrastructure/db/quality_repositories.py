@@ -53,13 +53,17 @@ class SqlEvaluationRunRepository:
         rows = self._session.scalars(query.order_by(EvaluationRunRow.created_at.desc()))
         return [evaluation_run_from_row(r) for r in rows]
 
-    def latest_calibration(self, prompt_id: UUID) -> CalibrationMap | None:
-        """The calibration map of this prompt version's newest evaluation that fitted one."""
+    def latest_calibration(self, prompt_id: UUID, model: str) -> CalibrationMap | None:
+        """The calibration map of this prompt version's newest evaluation with this model that fitted one."""
         fitted = EvaluationRunRow.report["calibration"]["map"]
         data = self._session.scalar(
             select(fitted)
             # A JSON null map ("too few answers to fit") has no steps: SQL NULL, so left out.
-            .where(EvaluationRunRow.prompt_id == prompt_id, fitted["steps"].isnot(None))
+            .where(
+                EvaluationRunRow.prompt_id == prompt_id,
+                EvaluationRunRow.model == model,
+                fitted["steps"].isnot(None),
+            )
             .order_by(EvaluationRunRow.created_at.desc())
             .limit(1)
         )

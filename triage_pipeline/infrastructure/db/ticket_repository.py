@@ -130,6 +130,17 @@ class SqlTicketRepository:
         del values["id"], values["created_at"]
         self._session.execute(update(TicketRow).where(TicketRow.id == ticket.id).values(**values))
 
+    def mark_reviewed(self, ticket_id: UUID, now: datetime) -> bool:
+        # Only this column, and only while COMPLETED: a whole-row update here could write a stale status or
+        # answer over a worker that has just stored a new one.
+        result = self._session.execute(
+            update(TicketRow)
+            .where(TicketRow.id == ticket_id, TicketRow.status == TicketStatus.COMPLETED.value)
+            .values(review_status=ReviewStatus.REVIEWED.value, updated_at=now)
+            .returning(TicketRow.id)
+        )
+        return result.first() is not None
+
     def update_many(self, tickets: Sequence[Ticket]) -> None:
         """Save the triage state (status, answer, updated_at) of many tickets in one statement.
 
