@@ -142,7 +142,7 @@ class EvaluatePrompts:
         ]
         with self._uow() as uow:
             found = uow.examples.nearest(
-                queries, max(prompt.few_shot_k, FLOOR_K), prompt.categories, exclude_same_text=True
+                queries, max(prompt.neighbours_to_retrieve, FLOOR_K), prompt.categories, exclude_same_text=True
             )
         return [found.get(key, []) for key in keys]
 
@@ -155,7 +155,7 @@ class EvaluatePrompts:
             ).winner,
         }
         floor = {k: v for k, v in vote.items() if v is not None}
-        examples = neighbours[: prompt.few_shot_k]
+        examples = neighbours[: prompt.neighbours_to_retrieve]  # as production: the first k shown, all vote
         try:
             answer = self._llm.triage(prompt.render(ticket.title, ticket.description, examples))
         except Exception as exc:  # one bad ticket is an invalid output, never a crashed evaluation

@@ -69,7 +69,8 @@ class Started:
     prompt: Prompt | None
     started_at: datetime
     examples: tuple[TriageExample, ...] = ()
-    """The most similar labelled examples (the prompt's `few_shot_k`), most similar first."""
+    """The most similar labelled examples, most similar first: the prompt shows its `few_shot_k` first ones,
+    all of them vote (`Prompt.neighbours_to_retrieve`)."""
     calibration: CalibrationMap | None = None
     """The prompt version's calibration (from its latest evaluation), if it has one."""
 
@@ -232,11 +233,13 @@ class AttemptsTransaction:
         ]
 
     def _examples(self, tickets: Sequence[Ticket], prompt: Prompt | None) -> dict[UUID, list[TriageExample]]:
-        if prompt is None or prompt.few_shot_k <= 0 or not tickets:
+        if prompt is None or prompt.neighbours_to_retrieve <= 0 or not tickets:
             return {}
         queries = [ExampleQuery(t.id, t.owner_id, t.title, t.description) for t in tickets]
         # A ticket may be shown its own example (a corrected ticket triaged again): that label is a person's.
-        return self.uow.examples.nearest(queries, prompt.few_shot_k, prompt.categories, exclude_same_text=False)
+        return self.uow.examples.nearest(
+            queries, prompt.neighbours_to_retrieve, prompt.categories, exclude_same_text=False
+        )
 
     def record(self, attempt: Attempt) -> bool:
         """DONE with the answer, or FAILED with the reason; either way one log row.
