@@ -92,6 +92,7 @@ def seed(dsn: str, count: int) -> None:
             for i in range(count):
                 row = base[i % len(base)]
                 title, description = variant(rng, row["title"], row["description"])
+                description += f" (case {i})"  # two variants may still coincide; a bank holds a text once
                 owner = DEFAULT_OWNER_ID if i % 5 == 0 else None
                 copy.write_row(
                     (
@@ -148,19 +149,19 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
     say(f"benchmark 9: {rounds} single-ticket retrievals and {rounds // 4} of {GROUP} tickets at once")
     single = timings(url, queries, 1, rounds)
     grouped = timings(url, queries, GROUP, rounds // 4)
-    p95 = percentile(single, 0.95)
+    p95 = percentile(single, 95)
     return [
         Row(
             "9",
             f"few-shot retrieval: {K} nearest of {count:,} examples, one ticket",
-            f"p50 {percentile(single, 0.5):.1f} / p95 {p95:.1f} ms",
+            f"p50 {percentile(single, 50):.1f} / p95 {p95:.1f} ms",
             "-",
             "-",
             f"p95 <= {TARGET_P95_MS:g} ms",
             p95 <= TARGET_P95_MS,
             (
-                f"{rounds} tickets; {GROUP} tickets in one statement: p50 {percentile(grouped, 0.5):.1f} ms "
-                f"({percentile(grouped, 0.5) / GROUP:.1f} ms per ticket)"
+                f"{rounds} tickets; {GROUP} tickets in one statement: p50 {percentile(grouped, 50):.1f} ms "
+                f"({percentile(grouped, 50) / GROUP:.1f} ms per ticket)"
             ),
         )
     ]

@@ -22,23 +22,23 @@ def test_tickets_show_their_review_status_and_the_answers_confidence(client: Tes
     assert (pending["review_status"], pending["confidence"]) == (None, None)
     ticket_id = triaged(client, container, "AUTO")
     detail = client.get(f"/tickets/{ticket_id}").json()
-    # The seeded prompt's review threshold is 0: every answer is applied. The fake LLM gives no
-    # log-probabilities and no example was found, so the computed confidence is 0.
-    assert (detail["review_status"], detail["confidence"]) == ("AUTO_APPLIED", 0.0)
+    # The seeded prompt's review threshold is 0: every answer is applied. The fake LLM is 90% sure of its
+    # category (its log-probabilities) and no example was found, so that is the computed confidence.
+    assert (detail["review_status"], detail["confidence"]) == ("AUTO_APPLIED", 0.9)
     assert detail["triage"]["confidence"] == detail["confidence"]
     [listed] = [t for t in client.get("/tickets").json()["items"] if t["id"] == ticket_id]
-    assert (listed["review_status"], listed["confidence"]) == ("AUTO_APPLIED", 0.0)
+    assert (listed["review_status"], listed["confidence"]) == ("AUTO_APPLIED", 0.9)
     [attempt] = client.get(f"/tickets/{ticket_id}/logs").json()
     assert attempt["example_ids"] == []
-    assert attempt["confidence"]["confidence"] == 0.0 and attempt["confidence"]["signals"] == []
+    assert attempt["confidence"]["confidence"] == 0.9 and attempt["confidence"]["signals"] == ["logprobs"]
 
 
 def test_an_answer_below_the_threshold_waits_for_review_until_accepted(
     client: TestClient, container: Container
 ) -> None:
     applied = triaged(client, container, "APPLIED")
-    created = client.post("/prompts", json={"review_threshold": 0.5, "activate": True})
-    assert created.status_code == 201 and created.json()["review_threshold"] == 0.5
+    created = client.post("/prompts", json={"review_threshold": 0.95, "activate": True})
+    assert created.status_code == 201 and created.json()["review_threshold"] == 0.95
     waiting = triaged(client, container, "WAITING")
     untriaged = client.post("/tickets", json=ticket_body("UNTRIAGED")).json()["id"]
     assert review_statuses(client, "NEEDS_REVIEW") == {waiting}
