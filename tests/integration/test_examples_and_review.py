@@ -3,7 +3,6 @@ neighbours, review routing at the prompt's threshold, corrections that change th
 evaluation that never shows a ticket its own answer (real PostgreSQL, fake Ollama over HTTP)."""
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -43,18 +42,8 @@ from triage_pipeline.domain.review import ReviewStatus
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES, Priority
-from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
-from triage_pipeline.infrastructure.settings import Settings
 
 REFUND = "I was charged twice for my plan and the refund never arrived"
-
-
-@pytest.fixture
-def container(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Iterator[Container]:
-    llm = OllamaClient(base_url=fake_ollama.url, model="fake-model", read_timeout_s=2.0)
-    built = Container(Settings(), database_url=database_url, llm=llm)
-    yield built
-    built.close()
 
 
 def few_shot(container: Container, k: int = 3, threshold: float = 0.5) -> None:

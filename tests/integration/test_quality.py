@@ -1,7 +1,6 @@
 """Prompt versions, corrections, re-triage and evaluation on the real PostgreSQL and the fake Ollama."""
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -38,16 +37,6 @@ from triage_pipeline.domain.exceptions import InvalidPrompt, NotCorrectable, Ret
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.statuses import TicketStatus
 from triage_pipeline.domain.triage_answer import Priority
-from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
-from triage_pipeline.infrastructure.settings import Settings
-
-
-@pytest.fixture
-def container(database_url: str, clean_db: object, fake_ollama: FakeOllama) -> Iterator[Container]:
-    llm = OllamaClient(base_url=fake_ollama.url, model="fake-model", read_timeout_s=2.0)
-    built = Container(Settings(), database_url=database_url, llm=llm)
-    yield built
-    built.close()
 
 
 def triaged_ticket(container: Container, external_id: str = "Q-1") -> NewTicket:

@@ -16,7 +16,7 @@ VOTE_K = 5
 """With few-shot on, at least this many nearest examples are retrieved and vote on the labels, even when the
 prompt shows fewer: on the shipped evaluation set the vote of 5 beat that of 3 (58% against 54% category
 accuracy) while every example shown costs prompt tokens (latency)."""
-EXAMPLE_DESCRIPTION_MAX_LENGTH = 200
+EXAMPLE_DESCRIPTION_MAX_LENGTH = 120
 """An example's description is cut to this in the prompt: its start says what it is about, and every
 character of every example is prompt the model must read before it answers (latency)."""
 EXAMPLES_PLACEHOLDER = "{examples}"
