@@ -39,6 +39,8 @@ class ExampleItemStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExampleItemResult:
+    """One item's outcome: the example's id (CREATED, or the one it duplicates), or what is wrong with it."""
+
     status: ExampleItemStatus
     example_id: UUID | None = None
     field: str | None = None
@@ -152,11 +154,15 @@ class ListExamplesQuery:
 
 @dataclass(frozen=True, slots=True)
 class ExamplePage:
+    """Examples newest first, and the cursor of the next page (None on the last)."""
+
     items: list[TriageExample]
     next_cursor: str | None
 
 
 class ListExamples:
+    """The example bank a caller may see, one page at a time."""
+
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
@@ -178,6 +184,8 @@ class GetExampleQuery:
 
 
 class GetExample:
+    """One example, as visible to the caller (another owner's answers NotFound, like a missing one)."""
+
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
@@ -199,6 +207,8 @@ class DeleteExampleCommand:
 
 
 class DeleteExample:
+    """Remove an example from the bank; corrections and logs that named it keep their own records."""
+
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 

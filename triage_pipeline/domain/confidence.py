@@ -16,6 +16,7 @@ stands and that signal is the confidence. With none, the confidence is 0, so the
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from triage_pipeline.domain.calibration import CalibrationMap
@@ -32,7 +33,9 @@ model should weigh less than the vote. For the priority the vote beat the model 
 mix, so the model's priority only breaks ties and stands where no example was found."""
 
 
-class Signal:
+class Signal(StrEnum):
+    """What a confidence was computed from (listed in the attempt's log)."""
+
     LOGPROBS = "logprobs"
     NEIGHBOURS = "neighbours"
 
