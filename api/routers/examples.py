@@ -71,9 +71,11 @@ def _bank(body: ExampleImport, caller: Principal) -> UUID | None:
         " labels against the active prompt's vocabulary: the valid new ones are stored (in one transaction for the"
         " whole call) even when others are invalid. `results` holds one entry per item, in request order: CREATED"
         " (with `example_id`), DUPLICATE (the bank already holds the same text; `example_id` is that example) or"
-        " INVALID (with `errors`). An unknown `owner_id` answers 422 `unknown_owner`."
+        " INVALID (with `errors`). An unknown `owner_id` answers 422 `unknown_owner`. Which bank: without"
+        " `owner_id` an owner key adds to its own and an admin to the shared one; `owner_id: null` is the shared"
+        " bank (admins only); an owner key naming another owner's bank, or the shared one, answers 403."
     ),
-    responses=problem_responses(400, 409, 413, 422, 503),
+    responses=problem_responses(400, 403, 409, 413, 422, 503),
 )
 @owner_access
 def import_examples(
