@@ -17,7 +17,7 @@ from triage_pipeline.domain.calibration import (
     lowest_threshold_for,
     split_at,
 )
-from triage_pipeline.domain.confidence import Signal, decide_category, settle_answer
+from triage_pipeline.domain.confidence import Signal, decide_label, settle_answer
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.example import ExampleSource, NeighbourVote, TriageExample, normalised_text, text_key
 from triage_pipeline.domain.prompt import Prompt
@@ -54,16 +54,16 @@ def test_neighbour_vote_weighs_each_label_by_similarity() -> None:
 
 
 def test_model_probability_alone_is_the_confidence_and_the_model_category_stands() -> None:
-    decision = decide_category("bug", 0.83, None)
-    assert (decision.category, decision.confidence, decision.signals) == ("bug", 0.83, (Signal.LOGPROBS,))
+    decision = decide_label("bug", 0.83, None)
+    assert (decision.label, decision.confidence, decision.signals) == ("bug", 0.83, (Signal.LOGPROBS,))
 
 
 def test_without_logprobs_the_confidence_is_the_neighbours_agreement_with_the_model() -> None:
     vote = NeighbourVote.of([("bug", 0.5), ("billing", 0.5)])
-    decision = decide_category("bug", None, vote)
+    decision = decide_label("bug", None, vote)
     assert decision.confidence == pytest.approx(0.5)
     assert decision.signals == (Signal.NEIGHBOURS,)
-    assert decision.category == "bug"
+    assert decision.label == "bug"
 
 
 def test_with_no_signal_at_all_the_confidence_is_zero_never_the_model_claim() -> None:
@@ -83,22 +83,22 @@ def test_with_no_signal_at_all_the_confidence_is_zero_never_the_model_claim() ->
 
 def test_unsure_model_is_overruled_by_neighbours_that_agree() -> None:
     vote = NeighbourVote.of([("billing", 0.7), ("billing", 0.6), ("billing", 0.5)])
-    decision = decide_category("bug", 0.3, vote)
-    assert decision.category == "billing"
+    decision = decide_label("bug", 0.3, vote)
+    assert decision.label == "billing"
     assert decision.overruled
     assert decision.confidence == pytest.approx(0.5)
 
 
 def test_sure_model_and_agreeing_neighbours_give_high_confidence() -> None:
     vote = NeighbourVote.of([("bug", 0.7), ("bug", 0.6)])
-    decision = decide_category("bug", 0.95, vote)
-    assert decision.category == "bug"
+    decision = decide_label("bug", 0.95, vote)
+    assert decision.label == "bug"
     assert decision.confidence == pytest.approx(0.975)
 
 
 def test_neighbour_label_outside_the_vocabulary_never_wins() -> None:
     vote = NeighbourVote.of([("retired_label", 0.9)])
-    assert decide_category("bug", 0.2, vote, VOCABULARY).category == "bug"
+    assert decide_label("bug", 0.2, vote, VOCABULARY).label == "bug"
 
 
 @pytest.mark.parametrize(

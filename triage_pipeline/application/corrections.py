@@ -115,12 +115,9 @@ class AcceptTriage:
             if ticket is None:
                 raise NotFound("ticket", command.ticket_id)
             reviewed = ticket.mark_reviewed(self._clock.now())
-            if ticket.status is not TicketStatus.COMPLETED or not uow.tickets.mark_reviewed(
-                ticket.id, reviewed.updated_at
-            ):
-                raise NotCorrectable(
-                    f"ticket {ticket.id} is {ticket.status.value}: only a COMPLETED ticket's answer can be accepted"
-                )
+            # The row is written only if still COMPLETED: a worker may have started it again since the read.
+            if not uow.tickets.mark_reviewed(ticket.id, reviewed.updated_at):
+                raise NotCorrectable(f"ticket {ticket.id} is being triaged again: its answer can no longer be accepted")
             uow.commit()
         logger.info("triage answer accepted", extra={"ticket_id": ticket.id, "fields": {"actor": command.actor}})
         return reviewed

@@ -23,7 +23,7 @@ from triage_pipeline.domain.evaluation import (
 from triage_pipeline.domain.example import NeighbourVote, TriageExample
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
 from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmGateway, UnitOfWorkFactory
-from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
+from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, VOTE_K, Prompt
 from triage_pipeline.domain.triage_answer import Priority, Sentiment
 
 Progress = Callable[[int, int], None]
@@ -142,19 +142,15 @@ class EvaluatePrompts:
         ]
         with self._uow() as uow:
             found = uow.examples.nearest(
-                queries, max(prompt.neighbours_to_retrieve, FLOOR_K), prompt.categories, exclude_same_text=True
+                queries, max(prompt.neighbours_to_retrieve, VOTE_K), prompt.categories, exclude_same_text=True
             )
         return [found.get(key, []) for key in keys]
 
     def _one(self, prompt: Prompt, ticket: LabelledTicket, neighbours: list[TriageExample]) -> EvaluationItem:
         started = time.monotonic()
-        vote = {
-            "category": NeighbourVote.of([(e.category, e.similarity or 0.0) for e in neighbours[:FLOOR_K]]).winner,
-            "priority": NeighbourVote.of(
-                [(e.priority.value, e.similarity or 0.0) for e in neighbours[:FLOOR_K]]
-            ).winner,
-        }
-        floor = {k: v for k, v in vote.items() if v is not None}
+        # The floor: what the vote of the nearest VOTE_K examples alone would answer, without the LLM.
+        votes = {name: NeighbourVote.of_examples(neighbours[:VOTE_K], name) for name in ("category", "priority")}
+        floor = {name: vote.winner for name, vote in votes.items() if vote is not None and vote.winner is not None}
         examples = neighbours[: prompt.neighbours_to_retrieve]  # as production: the first k shown, all vote
         try:
             answer = self._llm.triage(prompt.render(ticket.title, ticket.description, examples))
@@ -219,10 +215,6 @@ class ListEvaluations:
     def execute(self, command: ListEvaluationsQuery) -> list[EvaluationRun]:
         with self._uow() as uow:
             return uow.evaluations.list(command.prompt_name, command.versions)
-
-
-FLOOR_K = 5
-"""Neighbours whose vote is the nearest-neighbour floor (and at least as many are retrieved)."""
 
 
 def _right(item: EvaluationItem, name: str) -> bool:

@@ -2,16 +2,18 @@
 the most similar solved tickets.
 
 The model's self-reported `confidence` field is kept in the attempt's log only (`stated_confidence`): a
-small model writes 1.0 whatever it answers. What decides instead:
+small model writes 1.0 whatever it answers. What decides instead, for the category and for the priority alike:
 
-- `category_probability`: the probability the model gave the category it wrote (from the tokens'
-  log-probabilities, when the server returns them);
+- the model's probability of the label it wrote (from the tokens' log-probabilities, when the server
+  returns them);
 - the neighbour vote: the similarity-weighted share of the retrieved examples that carry each label.
 
-With both, each category scores the mean of the two (the model's probability counts for the category it
-wrote only, since the others' are unknown) and the best-scoring category is the answer: a model unsure of
-its answer is overruled by examples that agree with each other. With one signal, the model's category
-stands and that signal is the confidence. With none, the confidence is 0, so the answer goes to review.
+With both, each label scores `model weight x the model's probability` (for the label it wrote only, since
+the others' are unknown) `+ (1 - model weight) x its share of the vote`, and the best-scoring label is the
+answer: a model unsure of its answer is overruled by examples that agree with each other. With one signal,
+the model's label stands and that signal is the confidence (unless the model's weight is 0: then the vote
+decides alone). With none, the confidence is 0, so the answer goes to review. The category's confidence,
+calibrated when the prompt version has a calibration, is the answer's.
 """
 
 from collections.abc import Sequence
@@ -41,69 +43,44 @@ class Signal(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class CategoryDecision:
-    """The category to store, its confidence, and what the decision was based on (for the attempt's log)."""
+class LabelDecision:
+    """The label to store, its (raw) confidence, and what the decision was based on."""
 
-    category: str
+    label: str
     confidence: float
-    signals: tuple[str, ...]
+    signals: tuple[Signal, ...]
     overruled: bool
-    """The neighbours' category replaced the model's."""
-
-    def log_fields(
-        self,
-        *,
-        model_category: str,
-        stated_confidence: float,
-        category_probability: float | None,
-        priority_probability: float | None,
-        vote: NeighbourVote | None,
-    ) -> dict[str, Any]:
-        """The confidence part of an attempt's log: every input and the outcome, JSON-ready."""
-        return {
-            "confidence": round(self.confidence, 4),
-            "signals": list(self.signals),
-            "stated_confidence": stated_confidence,
-            "model_category": model_category,
-            "category_probability": _rounded(category_probability),
-            "priority_probability": _rounded(priority_probability),
-            "neighbour_shares": {k: round(v, 4) for k, v in vote.shares.items()} if vote else {},
-            "overruled": self.overruled,
-        }
+    """The neighbours' label replaced the model's."""
 
 
-def decide_category(
-    model_category: str,
-    category_probability: float | None,
+def decide_label(
+    model_label: str,
+    model_probability: float | None,
     vote: NeighbourVote | None,
     vocabulary: tuple[str, ...] = (),
     model_weight: float = 0.5,
-) -> CategoryDecision:
-    """The stored label and its confidence (see the module's docstring): with both signals each label scores
-    `model_weight` x the model's probability (its own label only) + the rest x its neighbours' share.
-    Labels outside `vocabulary` (when given) never win."""
+) -> LabelDecision:
+    """The stored label and its confidence (see the module's docstring). Labels outside `vocabulary` (when
+    given) never win."""
     has_vote = vote is not None and bool(vote.shares)
-    if has_vote and category_probability is None and model_weight == 0:
-        category_probability = 0.0  # the model's probability would not count anyway: the neighbours decide
-    if category_probability is not None and has_vote:
+    if has_vote and (model_probability is not None or model_weight == 0):
         assert vote is not None
         scores = {
             label: (1 - model_weight) * share
             for label, share in vote.shares.items()
             if not vocabulary or label in vocabulary
         }
-        scores[model_category] = scores.get(model_category, 0.0) + model_weight * category_probability
+        scores[model_label] = scores.get(model_label, 0.0) + model_weight * (model_probability or 0.0)
         # Ties keep the model's answer.
-        best = max(scores, key=lambda label: (scores[label], label == model_category))
-        return CategoryDecision(
-            best, _clamp(scores[best]), (Signal.LOGPROBS, Signal.NEIGHBOURS), overruled=best != model_category
-        )
-    if category_probability is not None:
-        return CategoryDecision(model_category, _clamp(category_probability), (Signal.LOGPROBS,), overruled=False)
+        best = max(scores, key=lambda label: (scores[label], label == model_label))
+        signals = (Signal.LOGPROBS, Signal.NEIGHBOURS) if model_probability is not None else (Signal.NEIGHBOURS,)
+        return LabelDecision(best, _clamp(scores[best]), signals, overruled=best != model_label)
+    if model_probability is not None:
+        return LabelDecision(model_label, _clamp(model_probability), (Signal.LOGPROBS,), overruled=False)
     if has_vote:
         assert vote is not None
-        return CategoryDecision(model_category, _clamp(vote.share(model_category)), (Signal.NEIGHBOURS,), False)
-    return CategoryDecision(model_category, 0.0, (), overruled=False)
+        return LabelDecision(model_label, _clamp(vote.share(model_label)), (Signal.NEIGHBOURS,), overruled=False)
+    return LabelDecision(model_label, 0.0, (), overruled=False)
 
 
 def _clamp(value: float) -> float:
@@ -112,6 +89,10 @@ def _clamp(value: float) -> float:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _shares(vote: NeighbourVote | None) -> dict[str, float]:
+    return {label: round(share, 4) for label, share in vote.shares.items()} if vote else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +118,10 @@ def settle_answer(
     """The model's answer with the category and the priority decided the same way (each from the model's
     probability of it and the neighbours' votes) and the category's confidence as the answer's confidence
     (see the module's docstring)."""
-    vote = NeighbourVote.of([(e.category, e.similarity or 0.0) for e in examples]) if examples else None
-    decision = decide_category(model_answer.category, category_probability, vote, vocabulary, CATEGORY_MODEL_WEIGHT)
-    priority_vote = NeighbourVote.of([(e.priority.value, e.similarity or 0.0) for e in examples]) if examples else None
-    priority = decide_category(
+    vote = NeighbourVote.of_examples(examples, "category")
+    category = decide_label(model_answer.category, category_probability, vote, vocabulary, CATEGORY_MODEL_WEIGHT)
+    priority_vote = NeighbourVote.of_examples(examples, "priority")
+    priority = decide_label(
         model_answer.priority.value,
         priority_probability,
         priority_vote,
@@ -149,27 +130,27 @@ def settle_answer(
     )
     # The calibration fitted on the prompt version's latest evaluation turns the raw score into the share of
     # answers with that score that were right: the number a reviewer can read as a probability.
-    confidence = calibration.apply(decision.confidence) if calibration else decision.confidence
+    confidence = calibration.apply(category.confidence) if calibration else category.confidence
     answer = replace(
         model_answer,
-        category=decision.category,
-        priority=Priority(priority.category),
+        category=category.label,
+        priority=Priority(priority.label),
         confidence=round(confidence, 4),
     )
-    log = decision.log_fields(
-        model_category=model_answer.category,
-        stated_confidence=model_answer.confidence,
-        category_probability=category_probability,
-        priority_probability=priority_probability,
-        vote=vote,
-    )
-    log |= {
+    log = {
         "confidence": round(confidence, 4),
-        "raw_confidence": round(decision.confidence, 4),
+        "raw_confidence": round(category.confidence, 4),
         "calibrated_on": calibration.fitted_on if calibration else None,
+        "signals": list(category.signals),
+        "stated_confidence": model_answer.confidence,
+        "model_category": model_answer.category,
+        "category_probability": _rounded(category_probability),
+        "priority_probability": _rounded(priority_probability),
+        "neighbour_shares": _shares(vote),
+        "overruled": category.overruled,
         "model_priority": model_answer.priority.value,
         "priority_confidence": round(priority.confidence, 4),
         "priority_overruled": priority.overruled,
-        "neighbour_priority_shares": {k: round(v, 4) for k, v in priority_vote.shares.items()} if priority_vote else {},
+        "neighbour_priority_shares": _shares(priority_vote),
     }
     return SettledAnswer(answer, review_status_for(confidence, review_threshold), log)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from triage_pipeline.domain.triage_answer import Priority
@@ -78,6 +79,17 @@ class NeighbourVote:
             weights[label] = weights.get(label, 0.0) + max(similarity, 0.01)
         total = sum(weights.values())
         return cls({label: weight / total for label, weight in weights.items()} if total else {})
+
+    @classmethod
+    def of_examples(
+        cls, examples: Sequence[TriageExample], field: Literal["category", "priority"]
+    ) -> "NeighbourVote | None":
+        """The vote of these examples on their category or priority; None when there is no example."""
+        if not examples:
+            return None
+        if field == "category":
+            return cls.of([(e.category, e.similarity or 0.0) for e in examples])
+        return cls.of([(e.priority.value, e.similarity or 0.0) for e in examples])
 
     @property
     def winner(self) -> str | None:

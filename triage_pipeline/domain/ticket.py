@@ -45,9 +45,14 @@ class Ticket:
         return replace(self, status=TicketStatus.COMPLETED, answer=answer, review_status=review_status, updated_at=now)
 
     def mark_reviewed(self, now: datetime) -> "Ticket":
-        """A person accepted or corrected the answer; only an answer can be reviewed."""
+        """A person accepted the answer: only a COMPLETED ticket's answer can be (one being triaged again still
+        shows its previous answer, which the next one replaces)."""
         if self.answer is None:
             raise NotCorrectable(f"ticket {self.id} has no triage answer to review yet")
+        if self.status is not TicketStatus.COMPLETED:
+            raise NotCorrectable(
+                f"ticket {self.id} is {self.status.value}: only a COMPLETED ticket's answer can be accepted"
+            )
         return replace(self, review_status=ReviewStatus.REVIEWED, updated_at=now)
 
     def requeue(self, now: datetime) -> "Ticket":

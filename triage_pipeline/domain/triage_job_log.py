@@ -36,4 +36,4 @@ class TriageJobLog:
     example_ids: tuple[UUID, ...] = ()
     """The examples the prompt was given, most similar first: why it answered what it did."""
     confidence: Mapping[str, Any] | None = None
-    """How the stored confidence was computed (`CategoryDecision.log_fields`), for a stored answer."""
+    """How the stored confidence was computed (`confidence.settle_answer`'s log), for a stored answer."""

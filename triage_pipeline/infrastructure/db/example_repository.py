@@ -15,12 +15,11 @@ from triage_pipeline.infrastructure.db.mappers import example_from_row, example_
 from triage_pipeline.infrastructure.db.models import TriageExampleRow
 from triage_pipeline.infrastructure.db.ticket_repository import decode_cursor, encode_cursor
 
-_COLUMNS = EXAMPLE_COLUMNS
 # Every query's k nearest in one statement: a LATERAL kNN scan of the GiST trigram index per query
 # (`<->` is 1 - similarity), filtered by owner (the query's own and shared ones) and vocabulary.
 _NEAREST = text(
     f"""
-    SELECT q.key AS query_key, n.distance, {", ".join(f"n.{c}" for c in _COLUMNS)}
+    SELECT q.key AS query_key, n.distance, {", ".join(f"n.{c}" for c in EXAMPLE_COLUMNS)}
       FROM unnest(CAST(:keys AS uuid[]), CAST(:owners AS uuid[]), CAST(:texts AS text[]), CAST(:text_keys AS text[]))
            AS q(key, owner_id, search_text, text_key)
      CROSS JOIN LATERAL (
@@ -46,7 +45,7 @@ class SqlExampleRepository:
         if not examples:
             return set()
         rows = self._session.connection().execute(
-            INSERT_EXAMPLES, as_arrays([example_to_values(e) for e in examples], _COLUMNS)
+            INSERT_EXAMPLES, as_arrays([example_to_values(e) for e in examples], EXAMPLE_COLUMNS)
         )
         return {row.id for row in rows}
 
