@@ -15,7 +15,14 @@ from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, f
 from triage_pipeline.infrastructure.migrations import alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Webhook signing secrets are sealed with this key in every process the tests start (the API, the CLI, the
+# Dagster runs inherit the environment); a test of the missing key clears it on purpose.
+os.environ.setdefault("WEBHOOK_SECRETS_KEY", "tRDE9Xl6ytqHxNv6g0kgyvJ4m8rTq8JxjBdvCP4bz4I=")
 APP_TABLES = (
+    "webhook_delivery_attempts",
+    "webhook_deliveries",
+    "webhook_events",
+    "webhook_endpoints",
     "triage_examples",
     "api_keys",
     "evaluation_runs",

@@ -9,12 +9,15 @@ annotated class (`TriageJobs` takes a `TriageOneJob`). A new use case needs no w
 import inspect
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, cast, get_type_hints
 
 from sqlalchemy import Engine, text
 
+from triage_pipeline.application.webhooks.options import WebhookOptions
 from triage_pipeline.domain.ports import Clock, LlmGateway
+from triage_pipeline.domain.webhook_ports import SecretBox, TargetPolicy
 from triage_pipeline.infrastructure.clock import SystemClock
 from triage_pipeline.infrastructure.database import resolve_database_url
 from triage_pipeline.infrastructure.db.engine import make_engine
@@ -22,6 +25,9 @@ from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
+from triage_pipeline.infrastructure.webhooks.secret_box import FernetSecretBox
+from triage_pipeline.infrastructure.webhooks.sender import HttpxWebhookSender
+from triage_pipeline.infrastructure.webhooks.target_policy import ResolvingTargetPolicy
 
 
 class WiringError(TypeError):
@@ -85,7 +91,37 @@ class Container:
             "llm": lambda: self.llm,
             "schema_for": lambda: answer_json_schema,
             "admin_token": lambda: admin.get_secret_value() if admin is not None else None,
+            "secret_box": lambda: self.secret_box,
+            "target_policy": lambda: self.target_policy,
+            "webhook_sender": lambda: self.webhook_sender,
+            "webhook_options": lambda: self.webhook_options,
         }
+
+    @cached_property
+    def webhook_options(self) -> WebhookOptions:
+        s = self.settings
+        return WebhookOptions(
+            timeout=timedelta(seconds=s.webhook_timeout_s),
+            concurrency=s.webhook_concurrency,
+            disable_after_failures=s.webhook_disable_after_failures,
+            disable_min_failing=timedelta(seconds=s.webhook_disable_min_failing_s),
+            secret_grace=timedelta(seconds=s.webhook_secret_grace_s),
+        )
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        key = self.settings.webhook_secrets_key
+        return FernetSecretBox(key.get_secret_value() if key is not None else None)
+
+    @cached_property
+    def target_policy(self) -> TargetPolicy:
+        return ResolvingTargetPolicy(allow_private=self.settings.webhook_allow_private_targets)
+
+    @cached_property
+    def webhook_sender(self) -> HttpxWebhookSender:
+        return HttpxWebhookSender(
+            self.target_policy, self.settings.webhook_timeout_s, max_connections=self.settings.webhook_concurrency
+        )
 
     def use[U](self, use_case: type[U]) -> U:
         """The use case of this class, built on first use and shared afterwards (use cases hold no state)."""
@@ -116,9 +152,10 @@ class Container:
             connection.execute(text("SELECT 1")).scalar_one()
 
     def close(self) -> None:
-        """Release the connection pool and the LLM client."""
+        """Release the connection pool and the LLM and webhook clients."""
         if self._engine is not None:
             self._engine.dispose()
-        close = getattr(self.__dict__.get("llm"), "close", None)
-        if callable(close):
-            close()
+        for client in ("llm", "webhook_sender"):
+            close = getattr(self.__dict__.get(client), "close", None)
+            if callable(close):
+                close()

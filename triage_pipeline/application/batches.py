@@ -8,6 +8,7 @@ from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobB
 from triage_pipeline.domain.exceptions import NotFound
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.statuses import BatchStatus, TriageJobStatus
+from triage_pipeline.domain.webhook import batch_done_events
 
 DEFAULT_BATCH_SIZE = 1_000
 MAX_BATCH_SIZE = 10_000
@@ -90,9 +91,13 @@ class FinishBatch:
                 raise NotFound("batch", command.batch_id)
             if batch.status is BatchStatus.DONE:
                 return batch
-            finished = batch.finish(uow.batches.items(batch.id), self._clock.now())
+            now = self._clock.now()
+            finished = batch.finish(uow.batches.items(batch.id), now)
             uow.batches.update(finished)
             uow.jobs.release_batch(batch.id)
+            uow.outbox.add(
+                batch_done_events(batch.id, uow.batches.item_counts_by_owner(batch.id), abandoned=False, now=now)
+            )
             uow.commit()
         return finished
 

@@ -14,6 +14,7 @@ from triage_pipeline.domain.statuses import TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority
 from triage_pipeline.domain.triage_job import TriageJob
+from triage_pipeline.domain.webhook import corrected_event
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,18 @@ class CorrectTriage:
             # REVIEWED only if still COMPLETED: a ticket being triaged again gets its review status from the new
             # answer, and the correction (with its example) is kept either way.
             uow.tickets.mark_reviewed(ticket.id, correction.created_at)
+            uow.outbox.add(
+                [
+                    corrected_event(
+                        ticket,
+                        correction_id=correction.id,
+                        category=correction.category,
+                        priority=correction.priority.value,
+                        corrected_by=correction.corrected_by,
+                        now=correction.created_at,
+                    )
+                ]
+            )
             uow.commit()
         return correction
 

@@ -19,6 +19,7 @@ from triage_pipeline.domain.exceptions import BatchNotFinished
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.triage_job_log import TriageJobLog
+from triage_pipeline.domain.webhook import batch_done_events, triage_failed_event
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,18 @@ class RecoverStuckWork:
                 failed = job.fail(f"{LEASE_EXPIRED}: RUNNING for more than {command.lease}", now)
                 uow.jobs.update(failed)
                 ticket = uow.tickets.get(job.ticket_id)
-                if ticket is not None and ticket.status is TicketStatus.ON_TRIAGE:
-                    uow.tickets.update(ticket.fail(now))
                 batch_id = uow.batches.batch_of_running_job(job.id)
+                if ticket is not None and ticket.status is TicketStatus.ON_TRIAGE:
+                    failed_ticket = ticket.fail(now)
+                    uow.tickets.update(failed_ticket)
+                    if failed.is_final:
+                        uow.outbox.add(
+                            [
+                                triage_failed_event(
+                                    failed_ticket, failed, batch_id=batch_id, error_class=LEASE_EXPIRED, now=now
+                                )
+                            ]
+                        )
                 if batch_id is not None:
                     uow.batches.set_item_status(batch_id, job.id, failed.status, now)
                 uow.logs.add(
@@ -102,6 +112,7 @@ class RecoverStuckWork:
                 if locked is None or locked.status is not BatchStatus.RUNNING:
                     continue
                 items = uow.batches.items(locked.id)
+                done_abandoned = False
                 try:
                     done = locked.finish(items, now)
                 except BatchNotFinished:
@@ -112,6 +123,7 @@ class RecoverStuckWork:
                     except BatchNotFinished:
                         continue
                     never_started = sum(1 for item in items if item.status is TriageJobStatus.PENDING)
+                    done_abandoned = True
                     abandoned += 1
                     released += never_started
                     logger.warning(
@@ -120,6 +132,8 @@ class RecoverStuckWork:
                     )
                 uow.batches.update(done)
                 uow.jobs.release_batch(locked.id)
+                counts = uow.batches.item_counts_by_owner(locked.id)
+                uow.outbox.add(batch_done_events(locked.id, counts, abandoned=done_abandoned, now=now))
                 uow.commit()
                 finished += 1
         return RecoveryReport(

@@ -149,3 +149,23 @@ class PromotionRefused(DomainError):
             " (activate with --force / force=true to override; the override is recorded)"
         )
         self.comparisons = comparisons
+
+
+class UnsafeWebhookTarget(DomainError):
+    """A webhook URL is not http(s), or resolves to an address the service must not call (SSRF)."""
+
+    code = "unsafe_webhook_target"
+    field = "url"
+
+
+class WebhooksNotConfigured(DomainError):
+    """Signing secrets cannot be stored or read: WEBHOOK_SECRETS_KEY is not set in this process."""
+
+    code = "webhooks_not_configured"
+
+
+class InvalidWebhook(DomainError):
+    """A subscription's own values break a rule (no event type, an event type one cannot subscribe to)."""
+
+    code = "invalid_webhook"
+    field = "event_types"

@@ -21,6 +21,7 @@ from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import TriageAnswer
 from triage_pipeline.domain.triage_job import TriageJob
 from triage_pipeline.domain.triage_job_log import TriageJobLog
+from triage_pipeline.domain.webhook_ports import WebhookOutbox, WebhookRepository
 
 
 class Clock(Protocol):
@@ -182,6 +183,10 @@ class BatchRepository(Protocol):
 
     def item_counts(self, batch_id: UUID) -> dict[TriageJobStatus, int]:
         """Statuses that no item is in are left out, not counted as 0."""
+        ...
+
+    def item_counts_by_owner(self, batch_id: UUID) -> dict[UUID, dict[str, int]]:
+        """Item counts by status (its value) for each owner with tickets in the batch."""
         ...
 
     def open_items_ahead(self, batch: TriageJobBatch) -> int:
@@ -372,6 +377,8 @@ class UnitOfWork(Protocol):
     activations: PromptActivationRepository
     api_keys: ApiKeyRepository
     examples: ExampleRepository
+    webhooks: WebhookRepository
+    outbox: WebhookOutbox
 
     def __enter__(self) -> Self: ...
 

@@ -13,7 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 ADMIN_API_KEY_MIN_LENGTH = 24
 # Fields whose value must never be echoed, even in a configuration error.
-SECRET_FIELDS = frozenset({"database_url", "db_password", "admin_api_key"})
+SECRET_FIELDS = frozenset({"database_url", "db_password", "admin_api_key", "webhook_secrets_key"})
 
 
 class SettingsError(ValueError):
@@ -69,6 +69,35 @@ class Settings(BaseSettings):
     # development only: every request is then treated as an admin, and the API logs a warning at start.
     auth_enabled: bool = True
     admin_api_key: SecretStr | None = Field(default=None, description="Bearer token with the admin role.")
+
+    # Webhooks (README "Webhooks"). The key seals the endpoints' signing secrets at rest (a Fernet key).
+    webhook_secrets_key: SecretStr | None = None
+    # Lifts the SSRF guard (loopback, private, link-local targets): tests and local development only.
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # An endpoint is disabled after this many consecutive failed attempts, once the run is at least
+    # WEBHOOK_DISABLE_MIN_FAILING_S old (a burst to a receiver down for a minute does not disable it).
+    webhook_disable_after_failures: int = Field(default=50, ge=1)
+    webhook_disable_min_failing_s: int = Field(default=3600, ge=0)
+    # After a secret rotation the previous secret keeps signing (beside the new one) this long.
+    webhook_secret_grace_s: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    webhook_sensor_interval_s: int = Field(default=1, ge=1)
+
+    @field_validator("webhook_secrets_key", mode="before")
+    @classmethod
+    def _secrets_key_is_fernet(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        from triage_pipeline.infrastructure.webhooks.secret_box import valid_secrets_key
+
+        if not isinstance(raw, str) or not valid_secrets_key(raw):
+            raise ValueError(
+                "must be a Fernet key, 32 url-safe base64-encoded bytes (generate one with: python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        return raw
 
     @field_validator("admin_api_key", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from triage_pipeline.domain.statuses import AttemptOutcome, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_job import ERROR_MAX_LENGTH, TriageJob
 from triage_pipeline.domain.triage_job_log import RAW_OUTPUT_MAX_LENGTH, TriageJobLog
+from triage_pipeline.domain.webhook import WebhookEvent, triage_failed_event, triaged_events
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class _Changes:
     jobs: list[TriageJob] = field(default_factory=list)
     tickets: list[Ticket] = field(default_factory=list)
     logs: list[TriageJobLog] = field(default_factory=list)
+    events: list[WebhookEvent] = field(default_factory=list)
 
 
 class AttemptsTransaction:
@@ -275,8 +277,20 @@ class AttemptsTransaction:
             assert attempt.answer is not None
             answer = attempt.answer
             settled = settle(attempt)
-            changes.jobs.append(job.complete(now))
-            changes.tickets.append(ticket.complete(settled.answer, now, settled.review_status))
+            completed_job = job.complete(now)
+            completed = ticket.complete(settled.answer, now, settled.review_status)
+            changes.jobs.append(completed_job)
+            changes.tickets.append(completed)
+            changes.events.extend(
+                triaged_events(
+                    completed,
+                    completed_job,
+                    batch_id=self._batch_id,
+                    prompt_version=started.prompt.version if started.prompt else None,
+                    model=answer.model,
+                    now=now,
+                )
+            )
             changes.logs.append(
                 _log(
                     attempt,
@@ -294,8 +308,16 @@ class AttemptsTransaction:
             return True
         exc = attempt.error
         raw = exc.raw_output if isinstance(exc, LlmError) else None
-        changes.jobs.append(job.fail(f"{error_class_of(exc)}: {exc}", now))
-        changes.tickets.append(ticket.fail(now))
+        failed_job = job.fail(f"{error_class_of(exc)}: {exc}", now)
+        failed = ticket.fail(now)
+        changes.jobs.append(failed_job)
+        changes.tickets.append(failed)
+        if failed_job.is_final:
+            changes.events.append(
+                triage_failed_event(
+                    failed, failed_job, batch_id=self._batch_id, error_class=error_class_of(exc), now=now
+                )
+            )
         changes.logs.append(
             _log(
                 attempt,
@@ -318,6 +340,8 @@ class AttemptsTransaction:
         if self._batch_id is not None:
             self.uow.batches.set_items_status(self._batch_id, [(job.id, job.status) for job in changes.jobs], self.now)
         self.uow.logs.add_many(changes.logs)
+        # The outbox: the events of these changes commit with them, or not at all.
+        self.uow.outbox.add(changes.events)
 
     def commit(self) -> None:
         """Write what is not written yet, then commit."""

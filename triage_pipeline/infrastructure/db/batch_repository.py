@@ -12,7 +12,7 @@ from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobB
 from triage_pipeline.domain.statuses import BatchStatus, TriageJobStatus
 from triage_pipeline.infrastructure.db.bulk_statements import INSERT_ITEMS, SET_ITEMS_STATUS
 from triage_pipeline.infrastructure.db.mappers import batch_from_row, item_from_row
-from triage_pipeline.infrastructure.db.models import TriageJobBatchItemRow, TriageJobBatchRow, TriageJobRow
+from triage_pipeline.infrastructure.db.models import TicketRow, TriageJobBatchItemRow, TriageJobBatchRow, TriageJobRow
 
 
 class SqlBatchRepository:
@@ -109,6 +109,20 @@ class SqlBatchRepository:
             .group_by(TriageJobBatchItemRow.status)
         )
         return {TriageJobStatus(status): int(count) for status, count in rows}
+
+    def item_counts_by_owner(self, batch_id: UUID) -> dict[UUID, dict[str, int]]:
+        """Item counts by status for each owner with tickets in the batch."""
+        rows = self._session.execute(
+            select(TicketRow.owner_id, TriageJobBatchItemRow.status, func.count())
+            .join(TriageJobRow, TriageJobRow.id == TriageJobBatchItemRow.job_id)
+            .join(TicketRow, TicketRow.id == TriageJobRow.ticket_id)
+            .where(TriageJobBatchItemRow.batch_id == batch_id)
+            .group_by(TicketRow.owner_id, TriageJobBatchItemRow.status)
+        )
+        counts: dict[UUID, dict[str, int]] = {}
+        for owner_id, status, count in rows:
+            counts.setdefault(owner_id, {})[status] = int(count)
+        return counts
 
     def open_items_ahead(self, batch: TriageJobBatch) -> int:
         """Items still PENDING or RUNNING in RUNNING batches created before `batch`."""

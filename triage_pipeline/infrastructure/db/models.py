@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -305,3 +305,84 @@ class TriageExampleRow(Timestamped, Base):
     reference: Mapped[str] = mapped_column(String(500), server_default="")
     search_text: Mapped[str] = mapped_column(Text)
     text_key: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookEndpointRow(Timestamped, Base):
+    """Table `webhook_endpoints`: subscriptions; `owner_id` NULL is an admin's subscription to every owner.
+
+    `secret` and `previous_secret` hold the signing secrets encrypted (`infrastructure.webhooks.secret_box`).
+    """
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        CheckConstraint("consecutive_failures >= 0", name="failures"),
+        Index("ix_webhook_endpoints_owner_id", "owner_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[UUID | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    description: Mapped[str] = mapped_column(String(500), server_default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEventRow(Timestamped, Base):
+    """Table `webhook_events`: the outbox, written in the transaction of the change each event tells of."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[UUID | None] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class WebhookDeliveryRow(Timestamped, Base):
+    """Table `webhook_deliveries`: one event to one endpoint, retried until DELIVERED or FAILED."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_id"),
+        CheckConstraint("status IN ('PENDING','DELIVERED','FAILED')", name="status"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_token: Mapped[UUID | None] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDeliveryAttemptRow(Timestamped, Base):
+    """Table `webhook_delivery_attempts`: the delivery log, one row per request sent."""
+
+    __tablename__ = "webhook_delivery_attempts"
+    __table_args__ = (Index("ix_webhook_delivery_attempts_endpoint_started", "endpoint_id", "started_at"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    delivery_id: Mapped[UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[UUID] = mapped_column()
+    event_id: Mapped[UUID] = mapped_column()
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_excerpt: Mapped[str | None] = mapped_column(String(1000))
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -19,6 +19,7 @@ from triage_pipeline.domain.ports import (
     TriageJobLogRepository,
     TriageJobRepository,
 )
+from triage_pipeline.domain.webhook_ports import WebhookOutbox, WebhookRepository
 from triage_pipeline.infrastructure.db.api_key_repository import SqlApiKeyRepository
 from triage_pipeline.infrastructure.db.batch_repository import SqlBatchRepository
 from triage_pipeline.infrastructure.db.example_repository import SqlExampleRepository
@@ -32,6 +33,8 @@ from triage_pipeline.infrastructure.db.quality_repositories import (
 from triage_pipeline.infrastructure.db.ticket_repository import SqlTicketRepository
 from triage_pipeline.infrastructure.db.triage_job_log_repository import SqlTriageJobLogRepository
 from triage_pipeline.infrastructure.db.triage_job_repository import SqlTriageJobRepository
+from triage_pipeline.infrastructure.db.webhook_outbox_repository import SqlWebhookOutbox
+from triage_pipeline.infrastructure.db.webhook_repository import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -49,6 +52,8 @@ class SqlUnitOfWork:
     activations: PromptActivationRepository
     api_keys: ApiKeyRepository
     examples: ExampleRepository
+    webhooks: WebhookRepository
+    outbox: WebhookOutbox
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -66,6 +71,8 @@ class SqlUnitOfWork:
         self.activations = SqlPromptActivationRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
         self.examples = SqlExampleRepository(self.session)
+        self.webhooks = SqlWebhookRepository(self.session)
+        self.outbox = SqlWebhookOutbox(self.session)
         return self
 
     def __exit__(

@@ -1,0 +1,1 @@
+"""Use cases of webhooks: subscriptions (with their secrets) and the delivery of the outbox."""

@@ -1,0 +1,1 @@
+"""Adapters of webhook delivery: signing and posting, sealing secrets, checking target URLs."""
