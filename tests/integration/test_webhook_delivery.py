@@ -1,8 +1,13 @@
 """Webhook delivery from the transactional outbox to real receivers on loopback, verified on the receiving
 side by the `standardwebhooks` library (real PostgreSQL, fake Ollama over HTTP)."""
 
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -14,6 +19,7 @@ from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand, FinishBatch, FinishBatchCommand
 from triage_pipeline.application.corrections import CorrectTriage, CorrectTriageCommand
 from triage_pipeline.application.intake import CreateTicket, CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
 from triage_pipeline.application.ticket_queries import GetTicket, GetTicketQuery
 from triage_pipeline.application.triage import TriageJobCommand, TriageJobs, TriageJobsCommand, TriageOneJob
 from triage_pipeline.application.webhooks.delivery import DeliverCommand, DeliverDueWebhooks, DeliveryReport
@@ -34,7 +40,9 @@ from triage_pipeline.application.webhooks.subscriptions import (
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.exceptions import UnknownLabel
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
+from triage_pipeline.domain.statuses import TriageJobStatus
 from triage_pipeline.domain.triage_answer import Priority
+from triage_pipeline.domain.triage_job import MAX_ATTEMPTS
 from triage_pipeline.domain.webhook import MAX_DELIVERY_ATTEMPTS, DeliveryStatus, EventType
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
@@ -360,3 +368,72 @@ def test_a_thousand_tickets_in_one_batch_give_a_thousand_triaged_events(
     assert len({r.payload["data"]["ticket_id"] for r in triaged if r.payload}) == 1000
     [done] = receiver.delivered("batch.done")
     assert done.payload is not None and done.payload["data"]["counts"]["DONE"] == 1000
+
+
+DELIVER_ONCE = """
+import sys
+from triage_pipeline.application.webhooks.delivery import DeliverCommand, DeliverDueWebhooks
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.infrastructure.settings import Settings
+
+settings = Settings(webhook_allow_private_targets=True, webhook_timeout_s=3.0)
+container = Container(settings, database_url=sys.argv[1])
+print("delivering", flush=True)
+container.use(DeliverDueWebhooks).execute(DeliverCommand())
+"""
+
+
+def test_a_deliverer_killed_mid_delivery_leaves_the_event_to_the_next_with_the_same_webhook_id(
+    database_url: str, clean_db: object, fake_ollama: FakeOllama, clock: ShiftedClock
+) -> None:
+    container = make_container(database_url, fake_ollama, clock, webhook_timeout_s=3.0)
+    try:
+        with webhook_receiver(delay_s=2.0) as receiver:
+            endpoint_id = subscribe(container, receiver, event_types=(EventType.TICKET_TRIAGED,))
+            triage(container, "T-1")
+            process = subprocess.Popen([sys.executable, "-c", DELIVER_ONCE, database_url])
+            try:
+                deadline = time.monotonic() + 30
+                while not receiver.arrivals:  # the request is at the receiver, its answer 2 s away
+                    assert process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+            finally:
+                process.wait(timeout=10)
+            [first_id] = receiver.arrivals
+            assert deliver(container).attempted == 0  # still leased by the dead deliverer
+            receiver.delay_s = 0
+
+            clock.advance(container.webhook_options.lease + timedelta(seconds=1))
+            report = deliver(container)
+
+            assert report.delivered == 1
+            assert [r.webhook_id for r in receiver.delivered()][-1] == first_id
+            log = container.use(ListDeliveries).execute(DeliveryLogQuery(endpoint_id, None))
+            assert [(e.attempt.attempt, e.attempt.succeeded) for e in log] == [(1, True)]  # the dead one left none
+    finally:
+        container.close()
+
+
+def test_a_last_attempt_recovered_from_an_expired_lease_tells_triage_failed(
+    container: Container, receiver: WebhookReceiver, clock: ShiftedClock
+) -> None:
+    subscribe(container, receiver, event_types=(EventType.TICKET_TRIAGE_FAILED,))
+    ticket_id = container.use(CreateTicket).execute(NewTicket(DEFAULT_OWNER_ID, "T-1", "t", "d")).id
+    now = container.clock.now()
+    with container.uow() as uow:
+        job = uow.jobs.latest_for_ticket(ticket_id)
+        ticket = uow.tickets.get(ticket_id)
+        assert job is not None and ticket is not None
+        uow.jobs.update(replace(job, status=TriageJobStatus.RUNNING, attempts=MAX_ATTEMPTS, started_at=now))
+        uow.tickets.update(ticket.start_triage(now))
+        uow.commit()
+    clock.advance(timedelta(hours=1))
+
+    container.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(minutes=10)))
+    deliver(container)
+
+    [failed] = receiver.delivered("ticket.triage_failed")
+    assert failed.payload is not None
+    assert failed.payload["data"]["error_class"] == "lease_expired"
+    assert failed.payload["data"]["ticket_id"] == str(ticket_id)

@@ -44,6 +44,8 @@ class WebhookReceiver:
     """Status codes to answer first, one per request, before `default_status`."""
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    arrivals: list[str] = field(default_factory=list)
+    """The webhook-id of every request, noted on arrival (before any delay)."""
     port: int = field(default_factory=free_port)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: uvicorn.Server | None = None
@@ -60,6 +62,8 @@ class WebhookReceiver:
         async def hook(request: Request) -> Response:
             body = await request.body()
             headers = dict(request.headers)
+            with self._lock:
+                self.arrivals.append(headers.get("webhook-id", ""))
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)  # a receiver too slow to answer
             payload: dict[str, Any] | None = None

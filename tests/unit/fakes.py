@@ -22,6 +22,7 @@ from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority, Sentiment, TriageAnswer
 from triage_pipeline.domain.triage_job import TriageJob
 from triage_pipeline.domain.triage_job_log import TriageJobLog
+from triage_pipeline.domain.webhook import WebhookEvent
 
 
 class FakeClock:
@@ -50,6 +51,7 @@ class Store:
         self.evaluations: list[EvaluationRun] = []
         self.corrections: list[TriageCorrection] = []
         self.activations: list[tuple[UUID, int | None, str]] = []
+        self.events: list[WebhookEvent] = []
 
 
 class FakeUowFactory:
@@ -81,6 +83,7 @@ class MemoryUow:
         self.evaluations = MemEvaluations(self.data)
         self.corrections = MemCorrections(self.data)
         self.activations = MemActivations(self.data)
+        self.outbox = MemOutbox(self.data)
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -240,6 +243,13 @@ class MemBatches:
             counts[i.status] = counts.get(i.status, 0) + 1
         return counts
 
+    def item_counts_by_owner(self, batch_id: UUID) -> dict[UUID, dict[str, int]]:
+        counts: dict[UUID, dict[str, int]] = {}
+        for i in self.items(batch_id):
+            owner = self.d.tickets[self.d.jobs[i.job_id].ticket_id].owner_id
+            counts.setdefault(owner, {})[i.status.value] = counts.get(owner, {}).get(i.status.value, 0) + 1
+        return counts
+
     def open_items_ahead(self, batch: TriageJobBatch) -> int:
         open_statuses = (TriageJobStatus.PENDING, TriageJobStatus.RUNNING)
         return sum(
@@ -355,6 +365,16 @@ class MemActivations:
 
     def add(self, prompt: Prompt, previous_version: int | None, activated_by: str, now: datetime) -> None:
         self.d.activations.append((prompt.id, previous_version, activated_by))
+
+
+class MemOutbox:
+    """The outbox as the use cases that write events see it (delivery is tested on PostgreSQL)."""
+
+    def __init__(self, d: Store) -> None:
+        self.d = d
+
+    def add(self, events: Sequence[WebhookEvent]) -> None:
+        self.d.events.extend(events)
 
 
 class FakeLlm:
