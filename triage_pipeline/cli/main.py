@@ -14,7 +14,7 @@ from triage_pipeline.application.batches import (
     GetBatchProgress,
 )
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.cli import demo, evaluate, examples, prompts, tickets
+from triage_pipeline.cli import demo, evaluate, examples, prompts, tickets, webhooks
 from triage_pipeline.cli.demo import DemoError
 from triage_pipeline.domain.exceptions import DomainError
 from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tickets.add_parsers(sub)
     examples.add_parsers(sub)
+    webhooks.add_parsers(sub)
     prompts.add_parsers(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
