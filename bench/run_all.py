@@ -11,14 +11,19 @@ Benchmarks (one module each, each runnable alone):
                                memory, and its CPU when idle
   8     bench/startup.py       importing the code location in a new process (run workers, code server, CLI)
   9     bench/retrieval.py     few-shot retrieval: the nearest examples of a ticket among 100,000
+  10    bench/webhooks.py      webhooks on the real stack: a ticket's COMPLETED -> the receiver's 2xx, delivered
+                               by the `webhook_deliveries` sensor
 
 They share one throwaway PostgreSQL 17 with the settings `make run` uses (fsync on), a database each.
+Every stack runs with a WEBHOOK_SECRETS_KEY, as `triage run` gives it, so its webhook deliverer is on (the
+idle CPU of benchmark 7 includes its ticks).
 The table goes to stdout (and `--output`), progress to stderr. Nothing here is a timed test: a missed
 target shows as NO in the `met` column. But every benchmark checks its own answers (status codes, rows
 stored, jobs finished): an unexpected error stops the run with one line saying what, and exit code 1.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,9 +35,10 @@ import intake
 import retrieval
 import startup
 import triage_stack
+import webhooks
 from _support import BenchmarkFailure, NeighbourMeter, Row, machine, postgres, print_table, say
 
-ORDER = {str(n): n for n in range(1, 10)}
+ORDER = {str(n): n for n in range(1, 11)}
 
 
 def main() -> None:
@@ -45,6 +51,10 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy the run workers of benchmarks 1-2 into this directory")
     args = parser.parse_args()
     chosen = set(args.only or ORDER)
+    if not os.environ.get("WEBHOOK_SECRETS_KEY"):
+        from cryptography.fernet import Fernet
+
+        os.environ["WEBHOOK_SECRETS_KEY"] = Fernet.generate_key().decode()
 
     began = time.monotonic()
     rows: list[Row] = []
@@ -61,6 +71,8 @@ def main() -> None:
                 rows += retrieval.run(pg, args.quick)
             if chosen & {"1", "2", "6", "7"}:
                 rows += triage_stack.run(pg, args.quick, args.profile)
+            if "10" in chosen:
+                rows += webhooks.run(pg, args.quick)
             cpu = meter.stop()
             version = pg.version()
     except BenchmarkFailure as exc:

@@ -22,17 +22,18 @@ from triage_pipeline.defs.triage.logs_asset import (
 )
 from triage_pipeline.defs.triage.schedules import build_triage_schedule
 from triage_pipeline.defs.triage.sensors import build_sensors
+from triage_pipeline.defs.webhooks.sensors import build_webhook_sensor, webhook_outbox
 from triage_pipeline.infrastructure.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> Definitions:
     """Jobs, assets, checks, schedules, sensors and resources, wired from the settings."""
     return Definitions(
-        assets=[triage_job_logs, prompt_evaluation],
+        assets=[triage_job_logs, prompt_evaluation, webhook_outbox],
         asset_checks=[no_job_running_past_lease, last_batch_failure_rate, last_batch_review_share],
         jobs=[triage_job, triage_health_checks, prompt_evaluation_job],
         schedules=[build_triage_schedule(settings), triage_health_checks_schedule],
-        sensors=build_sensors(settings),
+        sensors=[*build_sensors(settings), build_webhook_sensor(settings)],
         # A run's console output reaches the terminal of `triage run`: only its warnings and errors do.
         # Every event, INFO and DEBUG included, is still in the run's event log in the UI. (The few
         # events a run worker logs before the job's loggers exist are filtered by `triage run`.)

@@ -32,6 +32,7 @@ from triage_pipeline.infrastructure.labelled_file import read_labelled, starter_
 from triage_pipeline.infrastructure.migrations import upgrade_to_head
 from triage_pipeline.infrastructure.settings import PROJECT_ROOT, Settings
 from triage_pipeline.infrastructure.url_parts import database_env
+from triage_pipeline.infrastructure.webhook_key import WEBHOOK_KEY_FILE, WebhookKeyFileError, ensure_local_webhook_key
 
 STOP_TIMEOUT_S = 15.0
 LLM_START_TIMEOUT_S = 60.0
@@ -130,6 +131,12 @@ class Supervisor:
         env["DAGSTER_HOME"] = str(self._dagster_home())
         if s.auth_enabled:
             env["ADMIN_API_KEY"] = ensure_local_admin_key(s)
+        # One key for every child: the API seals the webhook secrets with it, the deliverer sensor (code
+        # server) and the run workers open them. Kept in a file so the sealed secrets outlive this start.
+        try:
+            env["WEBHOOK_SECRETS_KEY"] = ensure_local_webhook_key(s)
+        except WebhookKeyFileError as exc:
+            raise StartupError(str(exc)) from None
         env["LLM_MODEL"] = s.llm_model
 
         llm_url = s.effective_llm_base_url()
@@ -184,7 +191,11 @@ class Supervisor:
             print(f"API auth      on: the admin key is in {source} (`triage demo` uses it)")
         else:
             print("API auth      OFF (AUTH_ENABLED=false): local development only")
-        print(f"Dagster UI    http://{s.api_host}:{s.dagster_port}")
+        key_source = "WEBHOOK_SECRETS_KEY" if s.webhook_secrets_key else WEBHOOK_KEY_FILE.name
+        print(
+            f"Dagster UI    http://{s.api_host}:{s.dagster_port}  "
+            f"(sensor webhook_deliveries sends the webhooks; their secrets key is in {key_source})"
+        )
         print("Press Ctrl-C to stop everything.")
 
     def _dagster_home(self) -> Path:
