@@ -30,6 +30,7 @@ from triage_pipeline.application.webhooks.subscriptions import ListWebhooks
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli.main import main
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
+from triage_pipeline.infrastructure import webhook_key
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -233,6 +234,7 @@ def test_an_unknown_event_or_a_bad_limit_of_a_real_endpoint_is_refused_with_one_
 
 
 def test_without_webhook_secrets_key_add_rotate_and_deliver_name_the_setting_and_store_nothing(
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     allow_loopback: None,
     monkeypatch: pytest.MonkeyPatch,
@@ -240,6 +242,7 @@ def test_without_webhook_secrets_key_add_rotate_and_deliver_name_the_setting_and
 ) -> None:
     endpoint_id, _, _ = add(capsys, "http://127.0.0.1:9/hook")
     monkeypatch.delenv("WEBHOOK_SECRETS_KEY")
+    monkeypatch.setattr(webhook_key, "WEBHOOK_KEY_FILE", tmp_path / "no-key-here")  # nor a local key file
 
     for argv in (
         ["add", "http://127.0.0.1:9/other", "--event", "ticket.triaged"],
@@ -454,3 +457,20 @@ def test_the_database_failing_mid_command_is_one_line_not_a_traceback(
     monkeypatch.setattr(ListWebhooks, "execute", down)
     message = refused(capsys, "webhooks", "list")
     assert message == "the database failed: (builtins.Exception) server closed the connection unexpectedly"
+
+
+def test_without_webhook_secrets_key_the_cli_uses_the_key_triage_run_stored(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    allow_loopback: None,
+    monkeypatch: pytest.MonkeyPatch,
+    count_rows: Callable[[str], int],
+) -> None:
+    key_file = tmp_path / ".triage_webhook_key"
+    key_file.write_text(os.environ["WEBHOOK_SECRETS_KEY"] + "\n")
+    monkeypatch.delenv("WEBHOOK_SECRETS_KEY")
+    monkeypatch.setattr(webhook_key, "WEBHOOK_KEY_FILE", key_file)
+
+    add(capsys, "http://127.0.0.1:9/hook")
+
+    assert count_rows("webhook_endpoints") == 1

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
+from pydantic import SecretStr
+
 from triage_pipeline.application.batches import (
     MAX_BATCH_SIZE,
     BatchStatusQuery,
@@ -17,6 +19,7 @@ from triage_pipeline.bootstrap import Container
 from triage_pipeline.cli import demo, evaluate, examples, prompts, tickets, webhooks
 from triage_pipeline.cli.demo import DemoError
 from triage_pipeline.domain.exceptions import DomainError
+from triage_pipeline.infrastructure import webhook_key
 from triage_pipeline.infrastructure.database import embedded_server, resolve_database_url
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgresError
 from triage_pipeline.infrastructure.logging import configure_logging
@@ -160,6 +163,15 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         container.close()
 
 
+def with_local_webhook_key(settings: Settings) -> Settings:
+    """The settings with the key `triage run` stored (`.triage_webhook_key`) when WEBHOOK_SECRETS_KEY is unset,
+    so `triage webhooks ...` in another terminal opens the same secrets as the running service."""
+    if settings.webhook_secrets_key is not None:
+        return settings
+    key = webhook_key.local_webhook_key(settings, webhook_key.WEBHOOK_KEY_FILE)
+    return settings.model_copy(update={"webhook_secrets_key": SecretStr(key)}) if key else settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; failures print one line on stderr and exit non-zero."""
     args = build_parser().parse_args(argv)
@@ -168,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `triage run` prints its own summary of the start; the INFO lines of its steps (migrations, the
         # embedded server) would repeat it, so they show only with LOG_LEVEL=DEBUG.
         configure_logging("DEBUG" if args.command == "run" and settings.log_level == "DEBUG" else "WARNING")
+        if args.command == "webhooks":
+            settings = with_local_webhook_key(settings)
         return dispatch(settings, args)
     except (SettingsError, CommandError, EmbeddedPostgresError, DomainError, ValueError, DemoError) as exc:
         print(f"triage: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from triage_pipeline.application.webhooks.options import WebhookOptions
+from triage_pipeline.domain.exceptions import WebhooksNotConfigured
 from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
 from triage_pipeline.domain.webhook import (
     DeliveryStatus,
@@ -56,12 +57,19 @@ class DeliveryReport:
     dropped: int = 0
     """Sent, but the lease had passed to another deliverer: not recorded (that one records its own)."""
     endpoints_disabled: int = 0
+    unopened: int = 0
+    """Left waiting: this process cannot open the endpoint's secret (another WEBHOOK_SECRETS_KEY sealed it)."""
     latencies_ms: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.attempted} attempted: {self.delivered} delivered, {self.retrying} to retry, "
             f"{self.failed} given up, {self.endpoints_disabled} endpoint(s) disabled"
+            + (
+                f", {self.unopened} left waiting (secret not openable with this WEBHOOK_SECRETS_KEY)"
+                if self.unopened
+                else ""
+            )
         )
 
 
@@ -72,6 +80,7 @@ class _Outcome:
     recorded: bool
     disabled: bool
     latency_ms: int
+    unopened: bool = False
 
 
 class DeliverDueWebhooks:
@@ -114,10 +123,19 @@ class DeliverDueWebhooks:
         return report
 
     def _deliver(self, due: DueDelivery, token: UUID) -> _Outcome:
-        secrets = SigningSecrets(
-            self._box.open(due.secrets.current),
-            self._box.open(due.secrets.previous) if due.secrets.previous else None,
-        )
+        try:
+            secrets = SigningSecrets(
+                self._box.open(due.secrets.current),
+                self._box.open(due.secrets.previous) if due.secrets.previous else None,
+            )
+        except WebhooksNotConfigured as exc:
+            # The service's configuration, not the receiver, is at fault: no attempt is counted against the
+            # endpoint; the lease runs out and the event waits, still PENDING, for a deliverer with the key.
+            logger.error(
+                "webhook secret cannot be opened; the delivery waits",
+                extra={"fields": {"endpoint_id": str(due.endpoint_id), "reason": str(exc)}},
+            )
+            return _Outcome(DeliveryStatus.PENDING, ResponseVerdict.RETRY, False, False, 0, unopened=True)
         result = self._sender.send(due.url, due.event, secrets)
         return self._record(due, token, result)
 
@@ -189,6 +207,9 @@ class DeliverDueWebhooks:
 
 
 def _count(report: DeliveryReport, outcome: _Outcome) -> None:
+    if outcome.unopened:
+        report.unopened += 1
+        return
     report.attempted += 1
     if not outcome.recorded:
         report.dropped += 1

@@ -147,6 +147,8 @@ def describe_tick(report: DeliveryReport) -> str:
     )
     if report.dropped:
         text += f", {report.dropped} outlived their lease (recorded by another deliverer)"
+    if report.unopened:
+        text += f", {report.unopened} waiting (secret not openable with this WEBHOOK_SECRETS_KEY)"
     if report.latencies_ms:
         text += f"; request p50 {median(report.latencies_ms):.0f} ms"
     return text
@@ -196,6 +198,15 @@ def deliver_tick(services: TriageServices, cursor: str | None, budget: timedelta
         report = services.use(DeliverDueWebhooks).execute(DeliverCommand(time_budget=budget))
     except WebhooksNotConfigured as exc:
         return SensorResult(skip_reason=SkipReason(f"webhook delivery stopped: {exc}"), cursor=cursor)
+    if report.unopened and not report.attempted:
+        return SensorResult(
+            skip_reason=SkipReason(
+                f"webhook delivery stopped: {report.unopened} due delivery(ies) wait because their endpoint's secret "
+                "does not open with this process's WEBHOOK_SECRETS_KEY (set the key that sealed them, or rotate "
+                "the endpoints' secrets)"
+            ),
+            cursor=cursor,
+        )
     now = services.container.clock.now()
     if not report.attempted and last.at and last.figures and now - last.at < FIGURES_REFRESH:
         return SensorResult(
