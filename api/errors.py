@@ -19,10 +19,13 @@ from triage_pipeline.domain.exceptions import (
     Forbidden,
     InvalidCursor,
     InvalidPrompt,
+    InvalidWebhook,
     NotFound,
     PromotionRefused,
     Unauthenticated,
     UnknownLabel,
+    UnsafeWebhookTarget,
+    WebhooksNotConfigured,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,12 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+}
+# Titles of the webhook problem codes (`api.problems.TITLES` holds the others); given as the `title` member.
+_WEBHOOK_TITLES = {
+    UnsafeWebhookTarget.code: "The webhook URL is not allowed",
+    InvalidWebhook.code: "The webhook subscription is invalid",
+    WebhooksNotConfigured.code: "Webhooks are not configured",
 }
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail for an undecodable body
@@ -127,6 +136,34 @@ async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, exc.code, str(exc), errors=[field_error(field, str(exc), exc.code)])
 
 
+async def _webhook_refused(request: Request, exc: Exception) -> JSONResponse:
+    """A refused URL (`url`) or subscription (`event_types`): 422 naming the field, with the policy's reason."""
+    assert isinstance(exc, UnsafeWebhookTarget | InvalidWebhook)
+    return problem_response(
+        request,
+        422,
+        exc.code,
+        str(exc),
+        title=_WEBHOOK_TITLES[exc.code],
+        errors=[field_error(exc.field, str(exc), exc.code)],
+    )
+
+
+async def _webhooks_not_configured(request: Request, exc: Exception) -> JSONResponse:
+    """The operator's fix goes to the log; the caller learns only that the service lacks its key (no retry helps)."""
+    assert isinstance(exc, WebhooksNotConfigured)
+    logger.warning(
+        "webhook signing is not configured", extra={"fields": {"path": request.url.path, "reason": str(exc)}}
+    )
+    return problem_response(
+        request,
+        503,
+        exc.code,
+        "Webhooks are not configured on this service: its operator must set WEBHOOK_SECRETS_KEY.",
+        title=_WEBHOOK_TITLES[exc.code],
+    )
+
+
 async def _unauthenticated(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Unauthenticated)
     logger.info("request not authenticated", extra={"fields": {"path": request.url.path}})
@@ -176,6 +213,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(UnknownLabel, _unprocessable)
     app.add_exception_handler(InvalidPrompt, _unprocessable)
+    app.add_exception_handler(UnsafeWebhookTarget, _webhook_refused)
+    app.add_exception_handler(InvalidWebhook, _webhook_refused)
+    app.add_exception_handler(WebhooksNotConfigured, _webhooks_not_configured)
     app.add_exception_handler(DomainError, _domain_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)

@@ -11,7 +11,7 @@ from api.errors import install_error_handlers
 from api.middleware import MAX_BODY_BYTES, RequestMiddleware
 from api.openapi import DESCRIPTION, ProblemDocumentingFastAPI
 from api.problems import problem_responses
-from api.routers import api_keys, batches, examples, health, owners, prompts, quality, tickets
+from api.routers import api_keys, batches, examples, health, owners, prompts, quality, tickets, webhooks
 from api.security import PROTECTED, PROTECTED_RESPONSES, SECURITY_HEADERS
 from api.startup import StartupCheckMiddleware, log_auth_mode
 from triage_pipeline.bootstrap import Container
@@ -62,9 +62,11 @@ def create_app(container: Container | None = None) -> FastAPI:
     if container is None:  # outermost: a bad configuration fails the start in one line, before the lifespan
         app.add_middleware(StartupCheckMiddleware, check=get_settings)
     # Every router but the health probes needs an API key; routes are admin-only unless marked `@owner_access`.
-    for module in (tickets, quality, examples, owners, batches, prompts, api_keys):
+    for module in (tickets, quality, examples, owners, batches, prompts, api_keys, webhooks):
         app.include_router(module.router, dependencies=PROTECTED, responses=PROTECTED_RESPONSES)
     app.include_router(health.router)
+    # Documentation only: the requests receivers get (OpenAPI `webhooks`), one entry per event type.
+    app.webhooks.include_router(webhooks.events)
     return app
 
 

@@ -23,6 +23,14 @@ streamed body (413 `payload_too_large`). `POST /tickets/batch` and `POST /exampl
 **Idempotency.** `(owner_id, external_id)` is unique: re-posting a ticket answers 409 `duplicate_ticket` with the
 `existing_id` (or DUPLICATE in a batch), so a create is safe to retry.
 
+**Webhooks.** `POST /webhooks` subscribes a URL to events (`ticket.triaged`, `ticket.needs_review`,
+`ticket.triage_failed`, `ticket.corrected`, `batch.done`) and shows its signing secret once (an owner key subscribes
+to its own owner's events, an admin to one owner's or every owner's). Events are written with the change they tell
+of and delivered at least once, as `POST` requests with a `{{type, timestamp, data}}` JSON body signed per Standard
+Webhooks (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`): verify the signature and drop a repeated
+`webhook-id`. Failed deliveries are retried for about 28 hours; each attempt is in `GET /webhooks/{{id}}/deliveries`.
+The bodies are in this document's `webhooks` section.
+
 **Errors** are `{PROBLEM_MEDIA_TYPE}` (RFC 9457: `type`, `title`, `status`, `detail`, `instance`) with a stable
 `code` and the `request_id`; validation errors (422 `validation_error`) list each bad field in `errors`.
 Every response carries an `{REQUEST_ID_HEADER}` header (a sane incoming one is kept).
