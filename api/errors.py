@@ -41,12 +41,6 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-# Titles of the webhook problem codes (`api.problems.TITLES` holds the others); given as the `title` member.
-_WEBHOOK_TITLES = {
-    UnsafeWebhookTarget.code: "The webhook URL is not allowed",
-    InvalidWebhook.code: "The webhook subscription is invalid",
-    WebhooksNotConfigured.code: "Webhooks are not configured",
-}
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail for an undecodable body
 
@@ -144,7 +138,6 @@ async def _webhook_refused(request: Request, exc: Exception) -> JSONResponse:
         422,
         exc.code,
         str(exc),
-        title=_WEBHOOK_TITLES[exc.code],
         errors=[field_error(exc.field, str(exc), exc.code)],
     )
 
@@ -160,7 +153,6 @@ async def _webhooks_not_configured(request: Request, exc: Exception) -> JSONResp
         503,
         exc.code,
         "Webhooks are not configured on this service: its operator must set WEBHOOK_SECRETS_KEY.",
-        title=_WEBHOOK_TITLES[exc.code],
     )
 
 

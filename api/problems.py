@@ -30,6 +30,9 @@ TITLES: Mapping[str, str] = {
     "unsupported_media_type": "Unsupported media type",
     "database_unavailable": "The database is unavailable",
     "internal_error": "Internal server error",
+    "unsafe_webhook_target": "The webhook URL is not allowed",
+    "invalid_webhook": "The webhook subscription is invalid",
+    "webhooks_not_configured": "Webhooks are not configured",
 }
 
 _DESCRIPTIONS: Mapping[int, str] = {

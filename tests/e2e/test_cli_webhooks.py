@@ -170,9 +170,9 @@ def test_add_subscribes_one_owner_or_every_owner_and_list_filters_by_owner(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://127.0.0.1:8080/hook", "resolves to 127.0.0.1, a loopback, private, link-local or reserved address"),
+        ("http://127.0.0.1:8080/hook", "127.0.0.1 resolves to a loopback, private, link-local or reserved address"),
         ("http://169.254.169.254/latest/meta-data", "resolves to a cloud metadata address"),
-        ("http://10.1.2.3/hook", "resolves to 10.1.2.3"),
+        ("http://10.1.2.3/hook", "10.1.2.3 resolves to a loopback, private"),
         ("http://localhost/hook", "a loopback, private, link-local or reserved address"),
         ("file:///etc/passwd", "the URL must be http or https, not 'file'"),
         ("http://user:pw@example.com/hook", "must not carry credentials"),

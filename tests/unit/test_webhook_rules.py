@@ -150,6 +150,7 @@ def test_a_stored_answer_and_a_finished_batch_write_their_events_with_the_change
         "http://user:pw@93.184.216.34/hook",
         "http:///no-host",
         "http://93.184.216.34:99999/hook",
+        "http://[::1/hook",
     ],
 )
 def test_targets_that_are_not_public_http_are_refused(url: str) -> None:

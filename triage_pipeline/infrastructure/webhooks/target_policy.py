@@ -19,7 +19,10 @@ class ResolvingTargetPolicy:
         self._allow_private = allow_private
 
     def check(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise UnsafeWebhookTarget(f"the URL cannot be parsed ({exc})") from None
         if parts.scheme not in ("http", "https"):
             raise UnsafeWebhookTarget(f"the URL must be http or https, not {parts.scheme or 'schemeless'!r}")
         if not parts.hostname:
@@ -38,10 +41,11 @@ class ResolvingTargetPolicy:
             raise UnsafeWebhookTarget(f"the host {parts.hostname!r} does not resolve ({exc})") from None
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            # The address itself is not named: an owner key must not be able to map internal DNS through refusals.
             if address in _METADATA:
-                raise UnsafeWebhookTarget(f"{parts.hostname} resolves to a cloud metadata address ({address})")
+                raise UnsafeWebhookTarget(f"{parts.hostname} resolves to a cloud metadata address")
             if not address.is_global:
                 raise UnsafeWebhookTarget(
-                    f"{parts.hostname} resolves to {address}, a loopback, private, link-local or reserved address; "
+                    f"{parts.hostname} resolves to a loopback, private, link-local or reserved address; "
                     "set WEBHOOK_ALLOW_PRIVATE_TARGETS=true only where every such target is trusted"
                 )
