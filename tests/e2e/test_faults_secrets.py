@@ -21,6 +21,8 @@ from api.main import create_app
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import bearer
 from tests.support.fake_ollama import FakeOllama
+from tests.support.webhook_receiver import webhook_receiver
+from triage_pipeline.application.webhooks.delivery import DeliverCommand, DeliverDueWebhooks
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
 from triage_pipeline.defs.triage.job import triage_job
@@ -29,6 +31,7 @@ from triage_pipeline.infrastructure.logging import JsonFormatter
 from triage_pipeline.infrastructure.settings import Settings, SettingsError, get_settings, load_settings
 
 DB_PASSWORD = "pw-Zq81-never-log-me"
+WEBHOOK_KEY = "0sA5i6TQk7TCqG4hpYOkfXJ1bYd9XtRZ2Y1WuJy5m7c="
 ADMIN_KEY = "admin-key-never-log-me-0123456789"
 ROLE = "triage_secretive"
 
@@ -70,9 +73,11 @@ def test_a_full_run_never_writes_a_password_or_key_to_logs_responses_or_events(
     monkeypatch.setenv("ADMIN_API_KEY", ADMIN_KEY)
     monkeypatch.setenv("LLM_BASE_URL", fake_ollama.url)
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("WEBHOOK_SECRETS_KEY", WEBHOOK_KEY)
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
     get_settings.cache_clear()
     responses: list[Response] = []
-    secrets = [DB_PASSWORD, ADMIN_KEY]
+    secrets = [DB_PASSWORD, ADMIN_KEY, WEBHOOK_KEY]
 
     def keep(response: Response) -> Response:
         responses.append(response)
@@ -80,7 +85,7 @@ def test_a_full_run_never_writes_a_password_or_key_to_logs_responses_or_events(
 
     container = Container(load_settings())
     try:
-        with TestClient(create_app(container), headers=bearer(ADMIN_KEY)) as client:
+        with TestClient(create_app(container), headers=bearer(ADMIN_KEY)) as client, webhook_receiver() as receiver:
             owner = keep(client.post("/owners", json={"name": "Acme"})).json()
             extra = keep(client.post("/api-keys", json={"role": "admin", "name": "ops"})).json()
             owner_key, extra_key = owner["api_key"], extra["api_key"]
@@ -91,6 +96,16 @@ def test_a_full_run_never_writes_a_password_or_key_to_logs_responses_or_events(
                 keep(client.post("/tickets", json=ticket_body(f"S-{i}"), headers=bearer(owner_key)))
             keep(client.post("/tickets", json=ticket_body("S-0"), headers=bearer(owner_key)))  # a 409
             keep(client.post("/tickets", json=ticket_body("S-9", owner_id=str(UUID(int=1))), headers=bearer(owner_key)))
+            hook = keep(
+                client.post(
+                    "/webhooks",
+                    json={"url": receiver.url, "event_types": ["ticket.triaged", "batch.done"]},
+                    headers=bearer(owner_key),
+                )
+            ).json()
+            rotated = keep(client.post(f"/webhooks/{hook['id']}/rotate-secret", headers=bearer(owner_key))).json()
+            receiver.secret = rotated["secret"]
+            secrets += [hook["secret"], rotated["secret"]]
             queued = keep(client.post("/triage-jobs/batch", headers=bearer(extra_key))).json()
 
             # The pipeline, configured from the environment exactly as in production.
@@ -110,6 +125,11 @@ def test_a_full_run_never_writes_a_password_or_key_to_logs_responses_or_events(
             for ticket in keep(client.get("/tickets", headers=bearer(owner_key))).json()["items"]:
                 keep(client.get(f"/tickets/{ticket['id']}/logs", headers=bearer(owner_key)))
                 assert ticket["triage_status"] == "COMPLETED"
+            delivered = container.use(DeliverDueWebhooks).execute(DeliverCommand())
+            assert delivered.delivered == 4 and len(receiver.delivered()) == 4  # 3 tickets triaged, 1 batch.done
+            keep(client.get(f"/webhooks/{hook['id']}", headers=bearer(owner_key)))
+            keep(client.get("/webhooks"))
+            keep(client.get(f"/webhooks/{hook['id']}/deliveries", headers=bearer(owner_key)))
             keep(client.delete(f"/api-keys/{extra['id']}"))
             keep(client.get("/tickets", headers=bearer(extra_key)))  # revoked: 401
     finally:
@@ -136,6 +156,8 @@ def test_a_full_run_never_writes_a_password_or_key_to_logs_responses_or_events(
     assert "api key rejected" in logs and "database unavailable" in logs and "triage job" in logs.lower()
     issued = [r for r in responses if r.status_code == 201 and "api_key" in r.json()]
     assert len(issued) == 2  # POST /owners and POST /api-keys hand a new key out, once
+    issued += [r for r in responses if r.status_code in (200, 201) and "secret" in r.json()]
+    assert len(issued) == 4  # and POST /webhooks and its rotate-secret a signing secret, once each
     haystacks = {
         "logs": logs,
         "responses": "\n".join(f"{r.headers}\n{r.text}" for r in responses if r not in issued),
