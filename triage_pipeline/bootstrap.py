@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from triage_pipeline.application.webhooks.options import WebhookOptions
 from triage_pipeline.domain.ports import Clock, LlmGateway
-from triage_pipeline.domain.webhook_ports import SecretBox, TargetPolicy
+from triage_pipeline.domain.webhook_ports import SecretBox
 from triage_pipeline.infrastructure.clock import SystemClock
 from triage_pipeline.infrastructure.database import resolve_database_url
 from triage_pipeline.infrastructure.db.engine import make_engine
@@ -114,7 +114,7 @@ class Container:
         return FernetSecretBox(key.get_secret_value() if key is not None else None)
 
     @cached_property
-    def target_policy(self) -> TargetPolicy:
+    def target_policy(self) -> ResolvingTargetPolicy:
         return ResolvingTargetPolicy(allow_private=self.settings.webhook_allow_private_targets)
 
     @cached_property

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from api.dependencies import provide
 from api.problems import ApiProblem, field_error, problem_responses
+from api.schemas.problem import Problem
 from api.schemas.webhook import (
     BatchDoneEvent,
     DeliveryFilters,
@@ -255,9 +256,17 @@ def list_deliveries(
     description=(
         "Queues the event for this endpoint on a fresh retry schedule, with its original `webhook-id` (so a"
         " receiver that had it drops the copy). Any event the endpoint's owner may receive qualifies, also one"
-        " from before the endpoint subscribed or while it was disabled; another event is a 404."
+        " from before the endpoint subscribed or while it was disabled; another event is a 404. While a"
+        " deliverer is sending that very event to this endpoint the answer is 409 `delivery_in_flight`."
     ),
-    responses=problem_responses(404, 422, 503),
+    responses=problem_responses(
+        404,
+        409,
+        422,
+        503,
+        models={409: Problem},
+        descriptions={409: "The event is being sent to this endpoint right now (`delivery_in_flight`)."},
+    ),
 )
 @owner_access
 def redeliver_event(

@@ -116,6 +116,9 @@ def upgrade() -> None:
         "webhook_delivery_attempts",
         ["endpoint_id", "started_at"],
     )
+    # The cascade from a deleted delivery, and the deliverer's figures of the last hour.
+    op.create_index("ix_webhook_delivery_attempts_delivery_id", "webhook_delivery_attempts", ["delivery_id"])
+    op.create_index("ix_webhook_delivery_attempts_started_at", "webhook_delivery_attempts", ["started_at"])
 
 
 def downgrade() -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -38,12 +39,13 @@ from triage_pipeline.application.webhooks.subscriptions import (
     WebhookRef,
 )
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.domain.exceptions import UnknownLabel
+from triage_pipeline.domain.exceptions import DeliveryInFlight, UnknownLabel
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
 from triage_pipeline.domain.statuses import TriageJobStatus
 from triage_pipeline.domain.triage_answer import Priority
 from triage_pipeline.domain.triage_job import MAX_ATTEMPTS
 from triage_pipeline.domain.webhook import MAX_DELIVERY_ATTEMPTS, DeliveryStatus, EventType
+from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWork
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
 
@@ -164,22 +166,42 @@ def test_a_forged_signature_fails_the_standard_library_check(container: Containe
     assert receiver.received and not receiver.received[0].verified
 
 
-def test_a_change_that_rolls_back_writes_no_event(container: Container, receiver: WebhookReceiver) -> None:
+def test_an_event_commits_with_its_change_or_not_at_all(
+    container: Container, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subscribe(container, receiver)
     ticket_id = triage(container, "T-1")
     deliver(container)
 
+    def failing_commit(self: SqlUnitOfWork) -> None:
+        self.session.flush()  # every row of the change and its event reached the database...
+        raise RuntimeError("the commit failed")  # ...and the transaction then rolls back
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqlUnitOfWork, "commit", failing_commit)
+        with pytest.raises(RuntimeError):
+            container.use(CorrectTriage).execute(CorrectTriageCommand(ticket_id, "billing", Priority.LOW))
+    assert count(container, "triage_corrections") == 0 and count_events(container, "ticket.corrected") == 0
     with pytest.raises(UnknownLabel):
         container.use(CorrectTriage).execute(CorrectTriageCommand(ticket_id, "not-a-category", Priority.HIGH))
     container.use(CorrectTriage).execute(CorrectTriageCommand(ticket_id, "billing", Priority.HIGH, actor="agent"))
     deliver(container)
 
+    assert count(container, "triage_corrections") == 1 and count_events(container, "ticket.corrected") == 1
     corrected = receiver.delivered("ticket.corrected")
     assert len(corrected) == 1
     assert corrected[0].payload is not None and corrected[0].payload["data"]["category"] == "billing"
+
+
+def count(container: Container, table: str) -> int:
     with container.engine.connect() as connection:
-        count = connection.execute(text("SELECT count(*) FROM webhook_events WHERE type = 'ticket.corrected'"))
-        assert count.scalar_one() == 1
+        return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def count_events(container: Container, event_type: str) -> int:
+    with container.engine.connect() as connection:
+        query = text("SELECT count(*) FROM webhook_events WHERE type = :type")
+        return int(connection.execute(query, {"type": event_type}).scalar_one())
 
 
 def test_a_receiver_down_for_a_while_gets_every_event_once_it_is_up(container: Container, clock: ShiftedClock) -> None:
@@ -265,14 +287,14 @@ def test_a_run_of_failures_disables_the_endpoint_and_enabling_it_resumes_deliver
             assert report.endpoints_disabled == 1
             endpoint = container.use(GetWebhook).execute(WebhookRef(endpoint_id, None))
             assert not endpoint.enabled and endpoint.consecutive_failures == 3
-            triage(container, "T-held")  # created while disabled: not fanned out to this endpoint
+            triage(container, "T-held")  # told while disabled: held for the endpoint, not sent
 
             receiver.default_status = 204
             clock.advance(timedelta(seconds=7))
             assert deliver(container).attempted == 0  # a disabled endpoint is not called
             enabled = container.use(UpdateWebhook).execute(UpdateWebhookCommand(endpoint_id, None, enabled=True))
             assert enabled.enabled and enabled.consecutive_failures == 0 and enabled.disabled_reason is None
-            assert deliver(container).delivered == 3
+            assert deliver(container).delivered == 4  # the three that failed and the one held meanwhile
     finally:
         container.close()
 
@@ -437,3 +459,43 @@ def test_a_last_attempt_recovered_from_an_expired_lease_tells_triage_failed(
     assert failed.payload is not None
     assert failed.payload["data"]["error_class"] == "lease_expired"
     assert failed.payload["data"]["ticket_id"] == str(ticket_id)
+
+
+def test_a_binary_answer_is_logged_as_readable_text(container: Container, receiver: WebhookReceiver) -> None:
+    endpoint_id = subscribe(container, receiver, event_types=(EventType.TICKET_TRIAGED,))
+    receiver.default_status = 200
+    receiver.response_body = b"\x1f\x8b\x08\x00binary\x00answer" + b"x" * 5_000
+    triage(container, "T-1")
+
+    assert deliver(container).delivered == 1
+
+    [entry] = container.use(ListDeliveries).execute(DeliveryLogQuery(endpoint_id, None))
+    excerpt = entry.attempt.response_excerpt
+    assert excerpt is not None and "\x00" not in excerpt and "binaryanswer" in excerpt and len(excerpt) <= 1_000
+
+
+def test_one_endpoints_backlog_leaves_room_in_a_claim_for_the_others(container: Container) -> None:
+    with webhook_receiver() as busy, webhook_receiver() as quiet:
+        other = new_owner(container)
+        subscribe(container, busy, DEFAULT_OWNER_ID, (EventType.TICKET_TRIAGED,))
+        subscribe(container, quiet, other, (EventType.TICKET_TRIAGED,))
+        for i in range(6):
+            triage(container, f"T-{i}")
+        triage(container, "Q-1", other)
+        with container.uow() as uow:
+            claimed = uow.outbox.claim_due(container.clock.now(), 4, timedelta(seconds=30), uuid4(), per_endpoint=2)
+            uow.commit()
+
+    by_endpoint = Counter(due.endpoint_id for due in claimed)
+    assert sorted(by_endpoint.values()) == [1, 2]  # the busy endpoint's 6 take 2 of the 4 places
+
+
+def test_redelivering_an_event_being_sent_is_refused(container: Container, receiver: WebhookReceiver) -> None:
+    endpoint_id = subscribe(container, receiver, event_types=(EventType.TICKET_TRIAGED,))
+    triage(container, "T-1")
+    with container.uow() as uow:
+        [due] = uow.outbox.claim_due(container.clock.now(), 1, timedelta(seconds=30), uuid4(), per_endpoint=1)
+        uow.commit()
+
+    with pytest.raises(DeliveryInFlight):
+        container.use(RedeliverEvent).execute(RedeliverCommand(endpoint_id, None, due.event.id))

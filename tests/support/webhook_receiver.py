@@ -43,6 +43,8 @@ class WebhookReceiver:
     script: list[int] = field(default_factory=list)
     """Status codes to answer first, one per request, before `default_status`."""
     delay_s: float = 0.0
+    response_body: bytes | None = None
+    """What to answer with instead of a short text (a binary answer, say)."""
     received: list[Received] = field(default_factory=list)
     arrivals: list[str] = field(default_factory=list)
     """The webhook-id of every request, noted on arrival (before any delay)."""
@@ -90,6 +92,8 @@ class WebhookReceiver:
                     )
                 )
             content = b"" if status in (204, 304) else (b"ok" if status < 300 else b"nope")
+            if self.response_body is not None and status not in (204, 304):
+                content = self.response_body
             return Response(status_code=status, content=content)
 
         return app

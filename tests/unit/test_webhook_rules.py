@@ -2,8 +2,10 @@
 changes write which events (in-memory unit of work), and the SSRF guard on literal addresses."""
 
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from tests.unit.fakes import FakeClock, FakeLlm, FakeUowFactory
@@ -30,7 +32,8 @@ from triage_pipeline.domain.webhook import (
     triaged_events,
     verdict_of,
 )
-from triage_pipeline.infrastructure.webhooks.target_policy import ResolvingTargetPolicy
+from triage_pipeline.infrastructure.webhooks.sender import pinned
+from triage_pipeline.infrastructure.webhooks.target_policy import CheckedTarget, ResolvingTargetPolicy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -151,6 +154,9 @@ def test_a_stored_answer_and_a_finished_batch_write_their_events_with_the_change
         "http:///no-host",
         "http://93.184.216.34:99999/hook",
         "http://[::1/hook",
+        "http://☃.net/hook",  # the client's IDNA refuses it: caught here, not at delivery
+        "http://[64:ff9b::a9fe:a9fe]/latest",  # NAT64 of the metadata address
+        "http://[2002:a00:1::]/hook",  # 6to4 of 10.0.0.1
     ],
 )
 def test_targets_that_are_not_public_http_are_refused(url: str) -> None:
@@ -163,3 +169,16 @@ def test_a_public_address_passes_and_allowing_private_targets_lets_loopback_thro
     ResolvingTargetPolicy(allow_private=True).check("http://127.0.0.1:9/hook")
     with pytest.raises(UnsafeWebhookTarget):
         ResolvingTargetPolicy(allow_private=True).check("ftp://127.0.0.1/")  # the scheme rule always holds
+
+
+def test_a_request_goes_to_the_checked_address_with_the_original_host_and_tls_name() -> None:
+    target = ResolvingTargetPolicy(allow_private=False).resolve("https://93.184.216.34:8443/hook?x=1")
+    url, host, extensions = pinned("https://93.184.216.34:8443/hook?x=1", target)
+    assert str(url) == "https://93.184.216.34:8443/hook?x=1"
+    assert host == {"host": "93.184.216.34:8443"} and extensions == {"sni_hostname": "93.184.216.34"}
+    named = CheckedTarget("https", "hooks.example.com", None, ip_address("93.184.216.34"))
+    url, host, extensions = pinned("https://hooks.example.com/h", named)
+    assert str(url) == "https://93.184.216.34/h"
+    assert host == {"host": "hooks.example.com"} and extensions == {"sni_hostname": "hooks.example.com"}
+    unpinned = ResolvingTargetPolicy(allow_private=True).resolve("http://localhost:9/h")
+    assert pinned("http://localhost:9/h", unpinned) == (httpx.URL("http://localhost:9/h"), {}, {})

@@ -168,4 +168,19 @@ class InvalidWebhook(DomainError):
     """A subscription's own values break a rule (no event type, an event type one cannot subscribe to)."""
 
     code = "invalid_webhook"
-    field = "event_types"
+
+    def __init__(self, message: str, *, field: str = "event_types") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DeliveryInFlight(DomainError):
+    """A redelivery was asked for while a deliverer is sending that very event to that endpoint."""
+
+    code = "delivery_in_flight"
+
+    def __init__(self, event_id: object, endpoint_id: object) -> None:
+        super().__init__(
+            f"event {event_id} is being sent to endpoint {endpoint_id} right now; see its delivery log, "
+            "and ask again once that attempt is recorded"
+        )

@@ -6,7 +6,7 @@ event carries the same `webhook_id`, so a receiver drops duplicates by it (Stand
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -120,8 +120,8 @@ class SigningSecrets:
     """The secrets that sign an endpoint's requests now: the current one, and during a rotation's grace
     period the previous one too (so a receiver may switch secrets at its own pace)."""
 
-    current: str
-    previous: str | None = None
+    current: str = field(repr=False)
+    previous: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

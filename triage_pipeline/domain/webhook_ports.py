@@ -24,7 +24,9 @@ class WebhookRepository(Protocol):
 
     def add(self, endpoint: WebhookEndpoint, secrets: SealedSecrets) -> None: ...
 
-    def get(self, endpoint_id: UUID) -> WebhookEndpoint | None: ...
+    def get(self, endpoint_id: UUID, *, for_update: bool = False) -> WebhookEndpoint | None:
+        """`for_update` locks the row until the transaction ends (a change must not undo a concurrent one)."""
+        ...
 
     def list(self, owner_id: UUID | None, *, every_owner: bool) -> list[WebhookEndpoint]:
         """Oldest first: every endpoint when `every_owner`, else those of `owner_id` (None: the all-owners ones)."""
@@ -105,9 +107,12 @@ class WebhookOutbox(Protocol):
         """Store an event for this one endpoint (a ping); the delivery's id."""
         ...
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta, token: UUID) -> list[DueDelivery]:
-        """Lease up to `limit` due PENDING deliveries of enabled endpoints (oldest due first, rows another
-        deliverer holds skipped); a lease left by a dead deliverer is taken over once it expired."""
+    def claim_due(
+        self, now: datetime, limit: int, lease: timedelta, token: UUID, per_endpoint: int
+    ) -> list[DueDelivery]:
+        """Lease up to `limit` due PENDING deliveries of enabled endpoints, at most `per_endpoint` of one
+        endpoint (oldest due first, rows another deliverer holds skipped); a lease left by a dead deliverer is
+        taken over once it expired."""
         ...
 
     def record(
@@ -132,7 +137,7 @@ class WebhookOutbox(Protocol):
 
     def redeliver(self, endpoint: WebhookEndpoint, event_id: UUID, now: datetime) -> bool:
         """Queue the event again for this endpoint (a fresh schedule); False if the event is not one this
-        endpoint's owner may receive."""
+        endpoint's owner may receive; DeliveryInFlight while a deliverer is sending it."""
         ...
 
     def log(self, endpoint_id: UUID, limit: int, before: datetime | None = None) -> list[DeliveryLogEntry]:

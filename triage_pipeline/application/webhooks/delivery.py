@@ -103,7 +103,10 @@ class DeliverDueWebhooks:
         report = DeliveryReport()
         token = uuid4()
         deadline = time.monotonic() + command.time_budget.total_seconds()
-        claim_size = self._options.concurrency * 2
+        # One wave per claim, as many as can be sent at once: a claimed delivery's lease starts when it is
+        # claimed, so none waits for a free slot while its lease runs out.
+        claim_size = self._options.concurrency
+        per_endpoint = max(1, self._options.concurrency // 4)
         with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="webhook") as pool:
             while time.monotonic() < deadline and report.attempted < command.max_attempts:
                 with self._uow() as uow:
@@ -112,6 +115,7 @@ class DeliverDueWebhooks:
                         min(claim_size, command.max_attempts - report.attempted),
                         self._options.lease,
                         token,
+                        per_endpoint,
                     )
                     uow.commit()
                 if not due:

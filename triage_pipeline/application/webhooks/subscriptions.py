@@ -7,7 +7,7 @@ its existence is not disclosed.
 
 import base64
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -46,13 +46,15 @@ def _checked_types(event_types: tuple[EventType, ...]) -> tuple[EventType, ...]:
 
 def _checked_url(url: str, policy: TargetPolicy) -> str:
     if len(url) > URL_MAX_LENGTH:
-        raise InvalidWebhook(f"the URL is longer than {URL_MAX_LENGTH} characters")
+        raise InvalidWebhook(f"the URL is longer than {URL_MAX_LENGTH} characters", field="url")
     policy.check(url)
     return url
 
 
-def _visible(uow: UnitOfWork, endpoint_id: UUID, visible_owner: UUID | None) -> WebhookEndpoint:
-    endpoint = uow.webhooks.get(endpoint_id)
+def _visible(
+    uow: UnitOfWork, endpoint_id: UUID, visible_owner: UUID | None, *, for_update: bool = False
+) -> WebhookEndpoint:
+    endpoint = uow.webhooks.get(endpoint_id, for_update=for_update)
     if endpoint is None or (visible_owner is not None and endpoint.owner_id != visible_owner):
         raise NotFound("webhook", endpoint_id)
     return endpoint
@@ -71,7 +73,7 @@ class CreateWebhookCommand:
 @dataclass(frozen=True, slots=True)
 class CreatedWebhook:
     endpoint: WebhookEndpoint
-    secret: str
+    secret: str = field(repr=False)
     """Shown this once; the service keeps it sealed and never returns it again."""
 
 
@@ -162,7 +164,8 @@ class UpdateWebhook:
         event_types = _checked_types(command.event_types) if command.event_types is not None else None
         now = self._clock.now()
         with self._uow() as uow:
-            endpoint = _visible(uow, command.endpoint_id, command.visible_owner)
+            # Locked: a deliverer disabling the endpoint meanwhile is not undone by this write.
+            endpoint = _visible(uow, command.endpoint_id, command.visible_owner, for_update=True)
             changed = replace(
                 endpoint,
                 url=url if url is not None else endpoint.url,
@@ -201,7 +204,7 @@ class DeleteWebhook:
 @dataclass(frozen=True, slots=True)
 class RotatedSecret:
     endpoint: WebhookEndpoint
-    secret: str
+    secret: str = field(repr=False)
     previous_valid_until: datetime
 
 
@@ -222,7 +225,8 @@ class RotateWebhookSecret:
         now = self._clock.now()
         until = now + self._grace
         with self._uow() as uow:
-            endpoint = _visible(uow, command.endpoint_id, command.visible_owner)
+            # Locked: of two rotations at once, the second sees the first's secret as the previous one.
+            endpoint = _visible(uow, command.endpoint_id, command.visible_owner, for_update=True)
             current = uow.webhooks.secrets(endpoint.id)
             if current is None:
                 raise NotFound("webhook", command.endpoint_id)

@@ -373,7 +373,11 @@ class WebhookDeliveryAttemptRow(Timestamped, Base):
     """Table `webhook_delivery_attempts`: the delivery log, one row per request sent."""
 
     __tablename__ = "webhook_delivery_attempts"
-    __table_args__ = (Index("ix_webhook_delivery_attempts_endpoint_started", "endpoint_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_webhook_delivery_attempts_endpoint_started", "endpoint_id", "started_at"),
+        Index("ix_webhook_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_webhook_delivery_attempts_started_at", "started_at"),
+    )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     delivery_id: Mapped[UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))

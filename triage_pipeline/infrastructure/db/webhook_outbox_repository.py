@@ -10,6 +10,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from triage_pipeline.domain.exceptions import DeliveryInFlight
 from triage_pipeline.domain.webhook import DeliveryStatus, EventType, WebhookEndpoint, WebhookEvent
 from triage_pipeline.domain.webhook_ports import (
     DeliveryAttemptRecord,
@@ -23,8 +24,9 @@ from triage_pipeline.infrastructure.db.models import WebhookDeliveryAttemptRow, 
 _EVENTS = cast(Table, WebhookEventRow.__table__)
 _ATTEMPTS = cast(Table, WebhookDeliveryAttemptRow.__table__)
 
-# Who receives an event: enabled endpoints subscribed to its type, of its owner; all-owners endpoints
-# (owner_id NULL) receive every owner's ticket events and the whole-batch batch.done, not the per-owner copies.
+# Who receives an event: endpoints subscribed to its type, of its owner; all-owners endpoints (owner_id NULL)
+# receive every owner's ticket events and the whole-batch batch.done, not the per-owner copies. A disabled
+# endpoint gets its deliveries too: they wait (the claim skips it) and go out once it is enabled again.
 _FAN_OUT = text(
     """
     INSERT INTO webhook_deliveries
@@ -32,8 +34,7 @@ _FAN_OUT = text(
     SELECT gen_random_uuid(), e.id, ep.id, 'PENDING', 0, e.created_at, e.created_at, e.created_at
     FROM webhook_events e
     JOIN webhook_endpoints ep
-      ON ep.enabled
-     AND e.type = ANY(ep.event_types)
+      ON e.type = ANY(ep.event_types)
      AND (ep.owner_id = e.owner_id
           OR (ep.owner_id IS NULL AND (e.type <> 'batch.done' OR e.owner_id IS NULL)))
     WHERE e.id = ANY(:ids)
@@ -41,14 +42,22 @@ _FAN_OUT = text(
     """
 )
 
+# At most :per_endpoint deliveries of one endpoint per claim: a backlog for one slow or unreachable receiver
+# does not fill every request slot while other owners' events wait.
 _CLAIM = text(
     """
-    WITH picked AS (
-        SELECT d.id
+    WITH due AS (
+        SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at) AS nth
         FROM webhook_deliveries d
         JOIN webhook_endpoints ep ON ep.id = d.endpoint_id AND ep.enabled
         WHERE d.status = 'PENDING' AND d.next_attempt_at <= :now
           AND (d.locked_until IS NULL OR d.locked_until < :now)
+    ),
+    picked AS (
+        SELECT d.id
+        FROM webhook_deliveries d
+        JOIN due ON due.id = d.id AND due.nth <= :per_endpoint
+        WHERE d.status = 'PENDING' AND (d.locked_until IS NULL OR d.locked_until < :now)
         ORDER BY d.next_attempt_at
         LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
@@ -123,7 +132,8 @@ _REDELIVER = text(
       AND (CAST(:owner_id AS uuid) IS NULL OR e.owner_id = :owner_id)
     ON CONFLICT (event_id, endpoint_id) DO UPDATE
     SET status = 'PENDING', attempts = 0, next_attempt_at = :now, lease_token = NULL, locked_until = NULL,
-        updated_at = :now
+        last_status_code = NULL, last_error = NULL, delivered_at = NULL, updated_at = :now
+    WHERE webhook_deliveries.locked_until IS NULL OR webhook_deliveries.locked_until < :now
     RETURNING id
     """
 )
@@ -192,10 +202,13 @@ class SqlWebhookOutbox:
         )
         return delivery_id
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta, token: UUID) -> list[DueDelivery]:
+    def claim_due(
+        self, now: datetime, limit: int, lease: timedelta, token: UUID, per_endpoint: int
+    ) -> list[DueDelivery]:
         connection = self._session.connection()
         claimed = connection.execute(
-            _CLAIM, {"now": now, "limit": limit, "token": token, "locked_until": now + lease}
+            _CLAIM,
+            {"now": now, "limit": limit, "token": token, "locked_until": now + lease, "per_endpoint": per_endpoint},
         ).all()
         if not claimed:
             return []
@@ -277,21 +290,22 @@ class SqlWebhookOutbox:
             f"disabled after {disable_after} consecutive failed deliveries over at least {min_failing}; "
             "fix the receiver, then enable the endpoint again (PATCH enabled=true)"
         )
-        enabled = (
-            self._session.connection()
-            .execute(
-                _FAILED,
-                {
-                    "id": endpoint_id,
-                    "now": now,
-                    "disable_after": disable_after,
-                    "min_failing": min_failing,
-                    "reason": reason,
-                },
-            )
-            .scalar()
+        connection = self._session.connection()
+        locked = connection.execute(
+            text("SELECT enabled FROM webhook_endpoints WHERE id = :id FOR UPDATE"), {"id": endpoint_id}
         )
-        return enabled is False
+        was_enabled = bool(locked.scalar())
+        enabled_now = connection.execute(
+            _FAILED,
+            {
+                "id": endpoint_id,
+                "now": now,
+                "disable_after": disable_after,
+                "min_failing": min_failing,
+                "reason": reason,
+            },
+        ).scalar()
+        return was_enabled and enabled_now is False
 
     def endpoint_succeeded(self, endpoint_id: UUID) -> None:
         self._session.connection().execute(_SUCCEEDED, {"id": endpoint_id})
@@ -300,6 +314,15 @@ class SqlWebhookOutbox:
         self._session.connection().execute(_DISABLE, {"id": endpoint_id, "reason": reason, "now": now})
 
     def redeliver(self, endpoint: WebhookEndpoint, event_id: UUID, now: datetime) -> bool:
+        in_flight = self._session.connection().execute(
+            text(
+                "SELECT 1 FROM webhook_deliveries WHERE event_id = :event_id AND endpoint_id = :endpoint_id"
+                " AND locked_until >= :now"
+            ),
+            {"event_id": event_id, "endpoint_id": endpoint.id, "now": now},
+        )
+        if in_flight.first() is not None:
+            raise DeliveryInFlight(event_id, endpoint.id)
         row = (
             self._session.connection()
             .execute(

@@ -58,8 +58,9 @@ class SqlWebhookRepository:
             )
         )
 
-    def get(self, endpoint_id: UUID) -> WebhookEndpoint | None:
-        row = self._session.connection().execute(select(*_PUBLIC).where(_ENDPOINTS.c.id == endpoint_id)).first()
+    def get(self, endpoint_id: UUID, *, for_update: bool = False) -> WebhookEndpoint | None:
+        query = select(*_PUBLIC).where(_ENDPOINTS.c.id == endpoint_id)
+        row = self._session.connection().execute(query.with_for_update() if for_update else query).first()
         return endpoint_from_row(row) if row is not None else None
 
     def list(self, owner_id: UUID | None, *, every_owner: bool) -> list[WebhookEndpoint]:

@@ -1,10 +1,13 @@
 """Posts one event with the Standard Webhooks headers, signed by the `standardwebhooks` library.
 
-Timeouts are bounded; redirects are not followed; at most `RESPONSE_READ_LIMIT` bytes of the answer are
-read (the excerpt kept in the delivery log), so a receiver cannot make the deliverer hold a large body.
+The connection goes to the address the SSRF guard just checked (the URL's host is kept as the Host header
+and the TLS server name), redirects are not followed, proxies from the environment are ignored, and a
+request is bounded: per read by `WEBHOOK_TIMEOUT_S`, and as a whole by the same span while the answer's
+body is read. At most `RESPONSE_READ_LIMIT` bytes of the answer are read: the log's excerpt.
 """
 
 import json
+import logging
 import time
 from datetime import datetime
 
@@ -13,7 +16,10 @@ from standardwebhooks import Webhook
 
 from triage_pipeline.domain.exceptions import UnsafeWebhookTarget
 from triage_pipeline.domain.webhook import ERROR_MAX_LENGTH, RESPONSE_EXCERPT_MAX_LENGTH, SigningSecrets, WebhookEvent
-from triage_pipeline.domain.webhook_ports import SendResult, TargetPolicy
+from triage_pipeline.domain.webhook_ports import SendResult
+from triage_pipeline.infrastructure.webhooks.target_policy import CheckedTarget, ResolvingTargetPolicy
+
+logger = logging.getLogger(__name__)
 
 RESPONSE_READ_LIMIT = 4_096
 USER_AGENT = "ticket-triage-webhooks/1"
@@ -25,14 +31,26 @@ def signature_header(webhook_id: str, timestamp: datetime, body: str, secrets: S
     return " ".join(Webhook(key).sign(webhook_id, timestamp, body) for key in keys)
 
 
+def pinned(url: str, target: CheckedTarget) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:
+    """The URL to connect to, with the Host header and TLS server name that keep the original host."""
+    original = httpx.URL(url)
+    if target.address is None:
+        return original, {}, {}
+    host_header = original.host if original.port is None else f"{original.host}:{original.port}"
+    extensions: dict[str, object] = {"sni_hostname": original.host} if original.scheme == "https" else {}
+    return original.copy_with(host=str(target.address)), {"host": host_header}, extensions
+
+
 class HttpxWebhookSender:
-    def __init__(self, target_policy: TargetPolicy, timeout_s: float, max_connections: int) -> None:
+    def __init__(self, target_policy: ResolvingTargetPolicy, timeout_s: float, max_connections: int) -> None:
         self._policy = target_policy
+        self._timeout_s = timeout_s
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
             follow_redirects=False,
+            trust_env=False,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
 
     def send(self, url: str, event: WebhookEvent, secrets: SigningSecrets) -> SendResult:
@@ -46,21 +64,33 @@ class HttpxWebhookSender:
         }
         started = time.monotonic()
         try:
-            self._policy.check(url)
-            with self._client.stream("POST", url, content=body.encode(), headers=headers) as response:
-                excerpt = bytearray()
-                for chunk in response.iter_raw():
-                    excerpt.extend(chunk)
-                    if len(excerpt) >= RESPONSE_READ_LIMIT:
-                        break
-                text = excerpt.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_MAX_LENGTH]
-                return SendResult(response.status_code, _elapsed(started), None, text or None)
+            request_url, host, extensions = pinned(url, self._policy.resolve(url))
+            request = self._client.build_request(
+                "POST", request_url, content=body.encode(), headers=headers | host, extensions=extensions
+            )
+            response = self._client.send(request, stream=True)
+            try:
+                excerpt = self._read_excerpt(response, started)
+            finally:
+                response.close()
+            return SendResult(response.status_code, _elapsed(started), None, excerpt)
         except UnsafeWebhookTarget as exc:
             return SendResult(None, _elapsed(started), f"target refused: {exc}"[:ERROR_MAX_LENGTH])
         except httpx.TimeoutException as exc:
             return SendResult(None, _elapsed(started), f"timeout: {type(exc).__name__}"[:ERROR_MAX_LENGTH])
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # whatever the receiver or the URL does, the attempt is recorded, not raised
             return SendResult(None, _elapsed(started), f"{type(exc).__name__}: {exc}"[:ERROR_MAX_LENGTH])
+
+    def _read_excerpt(self, response: httpx.Response, started: float) -> str | None:
+        """Up to the read limit, stopping at the request's overall deadline (a receiver dripping its body)."""
+        excerpt = bytearray()
+        for chunk in response.iter_bytes():
+            excerpt.extend(chunk)
+            if len(excerpt) >= RESPONSE_READ_LIMIT or time.monotonic() - started > self._timeout_s:
+                break
+        # PostgreSQL text holds no NUL; a binary answer keeps its readable part.
+        text = excerpt.decode("utf-8", errors="replace").replace("\x00", "")[:RESPONSE_EXCERPT_MAX_LENGTH]
+        return text or None
 
     def close(self) -> None:
         self._client.close()
