@@ -172,6 +172,10 @@ class Stack:
             webserver_args(BIN, workspace, "127.0.0.1", web_port), env, logs / "webserver.log"
         )
         self.processes["daemon"] = spawn(daemon_args(BIN, workspace), env, logs / "daemon.log")
+        # As `triage run`: the webhook deliverer woken by the outbox's NOTIFY (its idle cost counts in benchmark 7).
+        self.processes["webhook deliverer"] = spawn(
+            [str(BIN / "triage"), "webhooks", "deliver", "--watch"], env, logs / "webhook-deliverer.log"
+        )
         self.api = f"http://127.0.0.1:{api_port}"
         wait_http(f"{self.api}/health/ready", 120, self.processes["API"], logs / "api.log")
         wait_http(f"http://127.0.0.1:{web_port}/server_info", 180, self.processes["webserver"], logs / "webserver.log")

@@ -25,6 +25,7 @@ from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
 from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
 from triage_pipeline.infrastructure.settings import Settings
+from triage_pipeline.infrastructure.webhooks.outbox_listener import PgOutboxListener
 from triage_pipeline.infrastructure.webhooks.secret_box import FernetSecretBox
 from triage_pipeline.infrastructure.webhooks.sender import HttpxWebhookSender
 from triage_pipeline.infrastructure.webhooks.target_policy import ResolvingTargetPolicy
@@ -118,6 +119,11 @@ class Container:
         return ResolvingTargetPolicy(allow_private=self.settings.webhook_allow_private_targets)
 
     @cached_property
+    def outbox_listener(self) -> PgOutboxListener:
+        """For a long-running deliverer only (`triage webhooks deliver --watch`): it holds a connection."""
+        return PgOutboxListener(self.database_url)
+
+    @cached_property
     def webhook_sender(self) -> HttpxWebhookSender:
         return HttpxWebhookSender(
             self.target_policy, self.settings.webhook_timeout_s, max_connections=self.settings.webhook_concurrency
@@ -155,7 +161,7 @@ class Container:
         """Release the connection pool and the LLM and webhook clients."""
         if self._engine is not None:
             self._engine.dispose()
-        for client in ("llm", "webhook_sender"):
+        for client in ("llm", "webhook_sender", "outbox_listener"):
             close = getattr(self.__dict__.get(client), "close", None)
             if callable(close):
                 close()

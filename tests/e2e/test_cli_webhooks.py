@@ -387,13 +387,13 @@ def _next_line(lines: "queue.Queue[str]", containing: str, deadline: float) -> s
             return line
 
 
-def test_deliver_watch_keeps_delivering_and_stops_cleanly_on_sigterm(
+def test_deliver_watch_is_woken_by_a_new_delivery_and_stops_cleanly_on_sigterm(
     capsys: pytest.CaptureFixture[str], allow_loopback: None, receiver: WebhookReceiver, database_url: str
 ) -> None:
     endpoint_id, receiver.secret, _ = add(capsys, receiver.url)
     env = {**os.environ, "DATABASE_URL": database_url, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
     process = subprocess.Popen(
-        [TRIAGE, "webhooks", "deliver", "--watch", "--interval", "0.2"],
+        [TRIAGE, "webhooks", "deliver", "--watch", "--interval", "60"],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -403,9 +403,12 @@ def test_deliver_watch_keeps_delivering_and_stops_cleanly_on_sigterm(
     try:
         deadline = time.monotonic() + 12
         lines = _lines(process.stdout)
-        assert "Ctrl-C or SIGTERM stops" in _next_line(lines, "delivering webhooks every 0.2 s", deadline)
-        ok(capsys, "webhooks", "test", str(endpoint_id))  # queued after the watcher started: a later pass sends it
+        assert "Ctrl-C or SIGTERM stops" in _next_line(lines, "at least every 60 s", deadline)
+        time.sleep(0.5)  # the watcher's first pass is over: it waits for the outbox's NOTIFY
+        queued_at = time.monotonic()
+        ok(capsys, "webhooks", "test", str(endpoint_id))  # its commit NOTIFYs: woken long before 60 s
         assert "1 delivered" in _next_line(lines, "attempted", deadline)
+        assert time.monotonic() - queued_at < 5
         assert len(receiver.delivered("ping")) == 1
 
         process.send_signal(signal.SIGTERM)

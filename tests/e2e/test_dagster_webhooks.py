@@ -117,7 +117,7 @@ def test_the_definitions_load_with_the_deliverer_sensor_and_the_outbox_asset() -
     sensor = next(s for s in defs.sensors or [] if s.name == "webhook_deliveries")
     assert isinstance(sensor, SensorDefinition)
     assert sensor.default_status is DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds == Settings().webhook_sensor_interval_s == 1
+    assert sensor.minimum_interval_seconds == Settings().webhook_sensor_interval_s == 60
     assert build_webhook_sensor(Settings(webhook_sensor_interval_s=7)).minimum_interval_seconds == 7
     assert WEBHOOK_OUTBOX_ASSET in {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.fake_ollama import FakeOllama
+from tests.support.webhook_receiver import webhook_receiver
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,7 @@ SUMMARY_LABELS = (
     "API ",
     "API auth ",
     "Dagster UI ",
+    "Webhooks ",
     "Press Ctrl-C",
     "stopped",
 )
@@ -117,6 +119,7 @@ def stack(
         TRIAGE_SCHEDULE_CRON="0 0 1 1 *",
         BACKLOG_MIN_JOBS="1000000",
         BACKLOG_MAX_AGE_S="1000000",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     )
     process = subprocess.Popen(
         [TRIAGE, "run"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -149,7 +152,7 @@ def _triage_one_ticket(api: str, external_id: str) -> str:
     return str(status)
 
 
-def test_triage_run_serves_one_code_server_to_webserver_and_daemon_and_triages_a_queued_batch(
+def test_triage_run_serves_one_code_server_triages_a_queued_batch_and_pushes_its_webhook_at_once(
     stack: tuple[RunningStack, str], clean_db: object
 ) -> None:
     running, api = stack
@@ -157,8 +160,23 @@ def test_triage_run_serves_one_code_server_to_webserver_and_daemon_and_triages_a
     servers = [pid for pid, (_, cmd) in processes.items() if "dagster api grpc" in cmd]
     assert len(servers) == 1, processes
     assert processes[servers[0]][0] == running.process.pid  # the supervisor's own child, not a daemon's
+    assert any("webhooks deliver --watch" in cmd for _, cmd in processes.values()), processes
 
-    assert _triage_one_ticket(api, "run-stack-1") == "COMPLETED", "\n".join(running.lines)
+    with webhook_receiver() as receiver:
+        hook = httpx.post(
+            f"{api}/webhooks",
+            json={"url": receiver.url, "event_types": ["ticket.triaged"]},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30,
+        )
+        assert hook.status_code == 201, hook.text
+        receiver.secret = hook.json()["secret"]
+        assert _triage_one_ticket(api, "run-stack-1") == "COMPLETED", "\n".join(running.lines)
+        completed_at = time.monotonic()
+        while not receiver.delivered("ticket.triaged") and time.monotonic() - completed_at < 10:
+            time.sleep(0.05)
+        [event] = receiver.delivered("ticket.triaged")  # verified by the standardwebhooks library
+        assert event.payload is not None and event.payload["data"]["external_id"] == "run-stack-1"
     # Still the one code server: the run worker it launched has ended, and no other server appeared.
     servers_after = [p for p, (_, cmd) in _children(running.process.pid).items() if "dagster api grpc" in cmd]
     assert servers_after == servers

@@ -21,6 +21,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 def test_compose_has_every_service_of_the_stack() -> None:
     services = compose()["services"]
     assert {"postgres", "ollama", "api", "dagster-webserver", "dagster-daemon", "migrate"} <= set(services)
+    assert services["webhook-deliverer"]["command"] == ["triage", "webhooks", "deliver", "--watch"]
     assert services["postgres"]["image"] == "postgres:17"
 
 

@@ -86,7 +86,9 @@ class Supervisor:
         if not port_is_free(host, port):
             raise StartupError(f"port {port} on {host} is already in use: set {setting} to a free port")
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str], *, filtered: bool = False) -> None:
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str], *, filtered: bool = False, quiet: bool = False
+    ) -> None:
         # A new session: the child gets default signal handling (Dagster ignores SIGTERM when SIGINT is
         # ignored) and its own process group, so stopping it also stops its helpers. A `filtered` child's
         # output goes through `forward_output` (the code server: its run workers print Dagster's DEBUG events).
@@ -96,7 +98,7 @@ class Supervisor:
             env=env,
             cwd=PROJECT_ROOT,
             start_new_session=True,
-            stdout=pipe,
+            stdout=subprocess.DEVNULL if quiet else pipe,
             stderr=subprocess.STDOUT if pipe else None,
         )
         if process.stdout is not None:
@@ -185,6 +187,9 @@ class Supervisor:
         workspace = grpc_workspace(home, "127.0.0.1", s.dagster_code_server_port)
         self._spawn("dagster-webserver", webserver_args(bin_dir, workspace, s.api_host, s.dagster_port), env)
         self._spawn("dagster-daemon", daemon_args(bin_dir, workspace), env)
+        # The webhook deliverer: woken by the outbox's NOTIFY, so an event goes out within milliseconds and an
+        # idle stack spends nothing on it. Its per-pass lines stay off the console; its warnings do not.
+        self._spawn("webhook-deliverer", [str(bin_dir / "triage"), "webhooks", "deliver", "--watch"], env, quiet=True)
         print(f"API           http://{s.api_host}:{s.api_port}  (docs at /docs)")
         if s.auth_enabled:
             source = "ADMIN_API_KEY" if s.admin_api_key else f"the file {ADMIN_KEY_FILE.name}"
@@ -192,9 +197,10 @@ class Supervisor:
         else:
             print("API auth      OFF (AUTH_ENABLED=false): local development only")
         key_source = "WEBHOOK_SECRETS_KEY" if s.webhook_secrets_key else WEBHOOK_KEY_FILE.name
+        print(f"Dagster UI    http://{s.api_host}:{s.dagster_port}")
         print(
-            f"Dagster UI    http://{s.api_host}:{s.dagster_port}  "
-            f"(sensor webhook_deliveries sends the webhooks; their secrets key is in {key_source})"
+            "Webhooks      sent as they come by `triage webhooks deliver --watch` (the sensor webhook_deliveries "
+            f"shows the outbox in Dagster); signing secrets sealed with {key_source}"
         )
         print("Press Ctrl-C to stop everything.")
 

@@ -31,7 +31,13 @@ from rich import box
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from triage_pipeline.application.webhooks.delivery import DeliverCommand, DeliverDueWebhooks, DeliveryReport
+from triage_pipeline.application.webhooks.delivery import (
+    DeliverCommand,
+    DeliverDueWebhooks,
+    DeliveryReport,
+    NextDueQuery,
+    TimeToNextDue,
+)
 from triage_pipeline.application.webhooks.subscriptions import (
     MAX_LOG_PAGE,
     CreateWebhook,
@@ -59,6 +65,8 @@ DEFAULT_TIME_BUDGET_S = 20.0
 """How long one pass of `deliver` may go on sending (the Dagster sensor's budget too)."""
 MAX_RETRY_PAUSE_S = 60.0
 """`deliver --watch` with the database unreachable tries again after 2, 4, 8 ... intervals, at most this long."""
+DEFAULT_WATCH_INTERVAL_S = 30.0
+"""`deliver --watch` passes at least this often (new deliveries and due retries wake it sooner)."""
 
 type ContainerHandler = Callable[[Container, argparse.Namespace], int]
 
@@ -362,8 +370,23 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _pause(container: Container, interval: float) -> float:
+    """Until the next retry is due, at most `interval`: new deliveries wake the watcher before that."""
+    due_in = container.use(TimeToNextDue).execute(NextDueQuery())
+    return interval if due_in is None else min(interval, due_in.total_seconds())
+
+
+def _wait(container: Container, stop: threading.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, woken early by the outbox's NOTIFY or a stop (looked at every second)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        if container.outbox_listener.wait(min(1.0, left)):
+            return
+
+
 def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
-    """One pass (the default) or, with --watch, a pass every --interval seconds until a signal; prints each."""
+    """One pass (the default) or, with --watch, passes until a signal, each when deliveries were added or a
+    retry came due (at least every --interval seconds); prints each that sent something."""
     container.secret_box.seal("")  # WebhooksNotConfigured now, before any delivery is leased, when there is no key
     budget = timedelta(seconds=args.time_budget)
     deliver = container.use(DeliverDueWebhooks)
@@ -371,13 +394,13 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
         report = deliver.execute(DeliverCommand(time_budget=budget))
         print(_report_line(report) if report.attempted else "nothing due", flush=True)
         return 0
-    interval = args.interval if args.interval is not None else float(container.settings.webhook_sensor_interval_s)
+    interval = args.interval if args.interval is not None else DEFAULT_WATCH_INTERVAL_S
     stop = threading.Event()
     total = DeliveryReport()
     passes = failures_in_a_row = 0
     with _stop_on_signals(stop):
         print(
-            f"delivering webhooks every {interval:g} s; "
+            f"delivering webhooks as they come (and at least every {interval:g} s); "
             "Ctrl-C or SIGTERM stops after the current pass (a second one: at once)",
             flush=True,
         )
@@ -386,6 +409,7 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
             pause = interval
             try:
                 report = deliver.execute(DeliverCommand(time_budget=budget))
+                pause = _pause(container, interval)
                 failures_in_a_row = 0
             except SQLAlchemyError as exc:  # the database away for a while: say so, and try again, less often
                 failures_in_a_row += 1
@@ -399,7 +423,10 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
             if report.attempted:
                 print(f"{_when(container.clock.now())} {_report_line(report)}", flush=True)
             if time.monotonic() - started < args.time_budget:  # a pass cut by its budget goes on at once
-                stop.wait(pause)
+                if failures_in_a_row:
+                    stop.wait(pause)
+                else:
+                    _wait(container, stop, pause)
     print(f"stopped after {passes} pass(es): {_report_line(total)}", flush=True)
     return 0
 
@@ -475,13 +502,17 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     deliver = actions.add_parser(
         "deliver", help="send what is due now (one pass), or keep delivering with --watch until Ctrl-C / SIGTERM"
     )
-    deliver.add_argument("--watch", action="store_true", help="a pass every --interval seconds until stopped")
+    deliver.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep delivering until stopped: woken by new deliveries (PostgreSQL NOTIFY) and when a retry is due",
+    )
     deliver.add_argument(
         "--interval",
         type=_positive_seconds,
         default=None,
         metavar="SECONDS",
-        help="--watch: pause between passes (default WEBHOOK_SENSOR_INTERVAL_S, 1)",
+        help=f"--watch: the longest pause between passes (default {DEFAULT_WATCH_INTERVAL_S:g})",
     )
     deliver.add_argument(
         "--time-budget",

@@ -140,6 +140,10 @@ class WebhookOutbox(Protocol):
         endpoint's owner may receive; DeliveryInFlight while a deliverer is sending it."""
         ...
 
+    def next_due_at(self) -> datetime | None:
+        """When the next PENDING delivery of an enabled endpoint comes due (a leased one: when its lease ends)."""
+        ...
+
     def log(self, endpoint_id: UUID, limit: int, before: datetime | None = None) -> list[DeliveryLogEntry]:
         """The endpoint's attempts, newest first."""
         ...
@@ -168,6 +172,14 @@ class SecretBox(Protocol):
     def seal(self, secret: str) -> str: ...
 
     def open(self, sealed: str) -> str: ...
+
+
+class OutboxListener(Protocol):
+    """Waits for the outbox to get deliveries (PostgreSQL LISTEN/NOTIFY)."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """True when woken by new deliveries, False after `timeout_s`."""
+        ...
 
 
 class TargetPolicy(Protocol):

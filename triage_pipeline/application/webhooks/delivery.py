@@ -241,3 +241,21 @@ class GetOutboxFigures:
     def execute(self, command: OutboxFiguresQuery) -> OutboxFigures:
         with self._uow() as uow:
             return uow.outbox.figures(self._clock.now())
+
+
+@dataclass(frozen=True, slots=True)
+class NextDueQuery:
+    """No parameters: it exists so that every use case keeps the one `execute(command)` shape."""
+
+
+class TimeToNextDue:
+    """How long a deliverer may sleep before a retry comes due (None: nothing is pending)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    def execute(self, command: NextDueQuery) -> timedelta | None:
+        with self._uow() as uow:
+            due = uow.outbox.next_due_at()
+        return max(timedelta(0), due - self._clock.now()) if due is not None else None

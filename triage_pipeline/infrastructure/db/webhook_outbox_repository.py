@@ -22,6 +22,18 @@ from triage_pipeline.domain.webhook_ports import (
 from triage_pipeline.infrastructure.db.models import WebhookDeliveryAttemptRow, WebhookEventRow
 
 _EVENTS = cast(Table, WebhookEventRow.__table__)
+OUTBOX_CHANNEL = "webhook_outbox"
+"""NOTIFY'd in the transaction that adds deliveries: a listening deliverer wakes when it commits."""
+_NOTIFY = text(f"NOTIFY {OUTBOX_CHANNEL}")
+
+_NEXT_DUE = text(
+    """
+    SELECT min(GREATEST(d.next_attempt_at, COALESCE(d.locked_until, d.next_attempt_at)))
+    FROM webhook_deliveries d
+    JOIN webhook_endpoints ep ON ep.id = d.endpoint_id AND ep.enabled
+    WHERE d.status = 'PENDING'
+    """
+)
 _ATTEMPTS = cast(Table, WebhookDeliveryAttemptRow.__table__)
 
 # Who receives an event: endpoints subscribed to its type, of its owner; all-owners endpoints (owner_id NULL)
@@ -187,7 +199,8 @@ class SqlWebhookOutbox:
             return
         connection = self._session.connection()
         connection.execute(insert(_EVENTS), [_event_values(event) for event in events])
-        connection.execute(_FAN_OUT, {"ids": [event.id for event in events]})
+        if connection.execute(_FAN_OUT, {"ids": [event.id for event in events]}).rowcount:
+            connection.execute(_NOTIFY)
 
     def add_for_endpoint(self, event: WebhookEvent, endpoint_id: UUID) -> UUID:
         connection = self._session.connection()
@@ -200,6 +213,7 @@ class SqlWebhookOutbox:
             ),
             {"id": delivery_id, "event_id": event.id, "endpoint_id": endpoint_id, "now": event.created_at},
         )
+        connection.execute(_NOTIFY)
         return delivery_id
 
     def claim_due(
@@ -331,7 +345,12 @@ class SqlWebhookOutbox:
             )
             .first()
         )
+        if row is not None:
+            self._session.connection().execute(_NOTIFY)
         return row is not None
+
+    def next_due_at(self) -> datetime | None:
+        return cast(datetime | None, self._session.connection().execute(_NEXT_DUE).scalar())
 
     def log(self, endpoint_id: UUID, limit: int, before: datetime | None = None) -> list[DeliveryLogEntry]:
         rows = self._session.connection().execute(_LOG, {"endpoint_id": endpoint_id, "limit": limit, "before": before})
