@@ -342,6 +342,10 @@ class ExampleRepository(Protocol):
 
     def count(self) -> int: ...
 
+    def exists(self) -> bool:
+        """True when there is at least one example, of any owner or shared."""
+        ...
+
     def ids_by_text_key(self, owner_id: UUID | None, keys: Sequence[str]) -> dict[str, UUID]:
         """Examples of exactly this owner (None: shared ones) whose text key is one of `keys`."""
         ...

@@ -199,10 +199,16 @@ class AttemptsTransaction:
         self._changes = _Changes()
 
     def start(
-        self, job_ids: Sequence[UUID], prompt: Prompt | None, calibration: CalibrationMap | None = None
+        self,
+        job_ids: Sequence[UUID],
+        prompt: Prompt | None,
+        calibration: CalibrationMap | None = None,
+        *,
+        retrieve: bool = True,
     ) -> list[Started]:
         """Start the eligible jobs and their tickets, in `job_ids` order, each with the examples `prompt`
-        asks for (its owner's and shared ones, in one statement for all).
+        asks for (its owner's and shared ones, in one statement for all). `retrieve=False` (the caller knows
+        there is no example at all) skips that statement: it could only find none.
 
         NotFound for an unknown job (or one the transaction was not opened on); a job that is not eligible
         (or repeated) is skipped.
@@ -228,7 +234,7 @@ class AttemptsTransaction:
         started = [(job.start(self.now), ticket.start_triage(self.now)) for job, ticket in eligible]
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
-        examples = self._examples([ticket for _, ticket in started], prompt)
+        examples = self._examples([ticket for _, ticket in started], prompt) if retrieve else {}
         return [
             Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ())), calibration)
             for job, ticket in started

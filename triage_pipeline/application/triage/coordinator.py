@@ -64,7 +64,10 @@ class TriageJobs:
         with self._uow() as uow:
             prompt = uow.prompts.active(command.prompt_name)
             calibration = uow.evaluations.latest_calibration(prompt.id, self._attempts.model) if prompt else None
-        return _Coordinator(self._attempts, command, prompt, calibration).run()
+            # With no example at all, the nearest-example statement of every step could only find none.
+            # Examples added during this run are used from the next one.
+            retrieve = prompt is not None and prompt.neighbours_to_retrieve > 0 and uow.examples.exists()
+        return _Coordinator(self._attempts, command, prompt, calibration, retrieve).run()
 
 
 # Jobs started ahead of a free LLM slot, as a fraction of the concurrency: a slot whose call ends takes
@@ -87,8 +90,10 @@ class _Coordinator:
         command: TriageJobsCommand,
         prompt: Prompt | None,
         calibration: CalibrationMap | None,
+        retrieve: bool = True,
     ) -> None:
         self._attempts = attempts
+        self._retrieve = retrieve
         self._command = command
         self._prompt = prompt
         self._calibration = calibration
@@ -151,7 +156,7 @@ class _Coordinator:
             # One locking read: the jobs whose attempts ended (still RUNNING in that attempt?) and those to start.
             with self._attempts.transaction(batch_id, [attempt.started.job.id for _, attempt in ended] + new_ids) as tx:
                 recorded = [tx.record(attempt) for _, attempt in ended]
-                started = tx.start(new_ids, self._prompt, self._calibration)
+                started = tx.start(new_ids, self._prompt, self._calibration, retrieve=self._retrieve)
                 tx.commit()
         except Exception:
             logger.warning("a grouped triage transaction failed; retrying its jobs one by one", exc_info=True)
@@ -185,7 +190,7 @@ class _Coordinator:
             job_id = self._job_ids[position]
             try:
                 with self._attempts.transaction(batch_id, [job_id]) as tx:
-                    started = tx.start([job_id], self._prompt, self._calibration)
+                    started = tx.start([job_id], self._prompt, self._calibration, retrieve=self._retrieve)
                     tx.commit()
             except Exception as exc:
                 self._errors.append(exc)

@@ -123,6 +123,9 @@ class SqlExampleRepository:
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(TriageExampleRow)) or 0)
 
+    def exists(self) -> bool:
+        return bool(self._session.scalar(select(select(TriageExampleRow.id).exists())))
+
     def ids_by_text_key(self, owner_id: UUID | None, keys: Sequence[str]) -> dict[str, UUID]:
         if not keys:
             return {}

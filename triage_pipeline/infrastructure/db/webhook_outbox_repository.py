@@ -1,6 +1,7 @@
 """The webhook outbox: events (`webhook_events`), their deliveries to endpoints (`webhook_deliveries`) and the
 delivery log (`webhook_delivery_attempts`). Events are added in the caller's transaction."""
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -39,17 +40,25 @@ _ATTEMPTS = cast(Table, WebhookDeliveryAttemptRow.__table__)
 # Who receives an event: endpoints subscribed to its type, of its owner; all-owners endpoints (owner_id NULL)
 # receive every owner's ticket events and the whole-batch batch.done, not the per-owner copies. A disabled
 # endpoint gets its deliveries too: they wait (the claim skips it) and go out once it is enabled again.
-_FAN_OUT = text(
+# The events and their deliveries in one statement: it runs in every triage transaction.
+_ADD = text(
     """
+    WITH ev AS (
+        INSERT INTO webhook_events (id, type, owner_id, payload, created_at, updated_at)
+        SELECT id, type, owner_id, payload, created_at, created_at
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:owners AS uuid[]),
+                    CAST(:payloads AS jsonb[]), CAST(:created AS timestamptz[]))
+             AS e(id, type, owner_id, payload, created_at)
+        RETURNING id, type, owner_id, created_at
+    )
     INSERT INTO webhook_deliveries
         (id, event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-    SELECT gen_random_uuid(), e.id, ep.id, 'PENDING', 0, e.created_at, e.created_at, e.created_at
-    FROM webhook_events e
+    SELECT gen_random_uuid(), ev.id, ep.id, 'PENDING', 0, ev.created_at, ev.created_at, ev.created_at
+    FROM ev
     JOIN webhook_endpoints ep
-      ON e.type = ANY(ep.event_types)
-     AND (ep.owner_id = e.owner_id
-          OR (ep.owner_id IS NULL AND (e.type <> 'batch.done' OR e.owner_id IS NULL)))
-    WHERE e.id = ANY(:ids)
+      ON ev.type = ANY(ep.event_types)
+     AND (ep.owner_id = ev.owner_id
+          OR (ep.owner_id IS NULL AND (ev.type <> 'batch.done' OR ev.owner_id IS NULL)))
     ON CONFLICT DO NOTHING
     """
 )
@@ -198,8 +207,17 @@ class SqlWebhookOutbox:
         if not events:
             return
         connection = self._session.connection()
-        connection.execute(insert(_EVENTS), [_event_values(event) for event in events])
-        if connection.execute(_FAN_OUT, {"ids": [event.id for event in events]}).rowcount:
+        added = connection.execute(
+            _ADD,
+            {
+                "ids": [event.id for event in events],
+                "types": [event.type.value for event in events],
+                "owners": [event.owner_id for event in events],
+                "payloads": [json.dumps(event.payload()) for event in events],
+                "created": [event.created_at for event in events],
+            },
+        )
+        if added.rowcount:
             connection.execute(_NOTIFY)
 
     def add_for_endpoint(self, event: WebhookEvent, endpoint_id: UUID) -> UUID:
