@@ -16,13 +16,14 @@ from sqlalchemy import event, text
 
 from tests.support.fake_ollama import FakeOllama
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver
-from triage_pipeline.application.intake import CreateTicket, NewTicket
+from triage_pipeline.application.intake import CreateTicket, CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.application.ticket_queries import GetTicket, GetTicketQuery
 from triage_pipeline.application.triage import TriageJobCommand, TriageOneJob
 from triage_pipeline.application.webhooks.subscriptions import CreateWebhook, CreateWebhookCommand
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.defs import resources
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.defs.webhooks.sensors import (
     MAX_TICK,
     MIN_TICK,
@@ -221,3 +222,35 @@ def test_triage_run_makes_its_webhook_key_once_in_a_private_file(tmp_path: Path)
     path.write_text("edited\n")
     with pytest.raises(WebhookKeyFileError, match="does not hold a Fernet key"):
         ensure_local_webhook_key(unset, path)
+
+
+def test_a_thousand_tickets_through_the_triage_job_reach_the_receiver_through_the_sensor(
+    services: TriageServices, instance: DagsterInstance, container: Container
+) -> None:
+    with webhook_receiver() as receiver:
+        created = container.use(CreateWebhook).execute(
+            CreateWebhookCommand(DEFAULT_OWNER_ID, receiver.url, (EventType.TICKET_TRIAGED, EventType.BATCH_DONE))
+        )
+        receiver.secret = created.secret
+        items = [
+            NewTicket(DEFAULT_OWNER_ID, f"K-{i}", f"Checkout broken {i}", "The pay button fails.") for i in range(1000)
+        ]
+        container.use(CreateTickets).execute(CreateTicketsCommand(items))
+
+        config = {"max_items": 1000, "jobs_per_chunk": 250, "llm_concurrency": 16}
+        result = triage_job.execute_in_process(
+            run_config={"ops": {"plan_batch": {"config": config}, "triage_chunk": {"config": config}}},
+            resources={"services": services},
+            instance=instance,
+        )
+        assert result.success
+        ticks = 0
+        while len(receiver.delivered()) < 1001 and ticks < 20:  # each tick sends for at most its budget
+            tick(services, instance)
+            ticks += 1
+
+    triaged = receiver.delivered("ticket.triaged")
+    assert len({r.payload["data"]["external_id"] for r in triaged if r.payload}) == 1000
+    assert len({r.webhook_id for r in triaged}) == 1000  # one event per ticket, none missing
+    [done] = receiver.delivered("batch.done")
+    assert done.payload is not None and done.payload["data"]["counts"] == {"DONE": 1000, "FAILED": 0, "PENDING": 0}
