@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from statistics import median
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -61,7 +62,7 @@ from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.webhook import DESCRIPTION_MAX_LENGTH, SUBSCRIBABLE_EVENT_TYPES, EventType, WebhookEndpoint
 from triage_pipeline.domain.webhook_ports import DeliveryLogEntry
 
-DEFAULT_TIME_BUDGET_S = 20.0
+DEFAULT_TIME_BUDGET_S = DeliverCommand().time_budget.total_seconds()
 """How long one pass of `deliver` may go on sending (the Dagster sensor's budget too)."""
 MAX_RETRY_PAUSE_S = 60.0
 """`deliver --watch` with the database unreachable tries again after 2, 4, 8 ... intervals, at most this long."""
@@ -335,19 +336,8 @@ def _report_line(report: DeliveryReport) -> str:
     if report.dropped:
         line += f", {report.dropped} left to another deliverer"
     if report.latencies_ms:
-        ordered = sorted(report.latencies_ms)
-        line += f"; latency median {ordered[len(ordered) // 2]} ms, max {ordered[-1]} ms"
+        line += f"; latency median {median(report.latencies_ms):.0f} ms, max {max(report.latencies_ms)} ms"
     return line
-
-
-def _add(total: DeliveryReport, report: DeliveryReport) -> None:
-    total.attempted += report.attempted
-    total.delivered += report.delivered
-    total.retrying += report.retrying
-    total.failed += report.failed
-    total.dropped += report.dropped
-    total.endpoints_disabled += report.endpoints_disabled
-    total.latencies_ms.extend(report.latencies_ms)
 
 
 @contextmanager
@@ -419,7 +409,7 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
                 print(message, file=sys.stderr, flush=True)
                 report = DeliveryReport()
             passes += 1
-            _add(total, report)
+            total.add(report)
             if report.attempted:
                 print(f"{_when(container.clock.now())} {_report_line(report)}", flush=True)
             if time.monotonic() - started < args.time_budget:  # a pass cut by its budget goes on at once

@@ -165,12 +165,6 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def libpq_url(url: str) -> str:
-    """The URL as libpq (psycopg itself) takes it: without SQLAlchemy's `+driver` part."""
-    scheme, separator, rest = url.partition("://")
-    return f"{scheme.split('+', 1)[0]}{separator}{rest}"
-
-
 def load_settings() -> Settings:
     """Read the settings, turning a validation error into one clear line per bad variable."""
     try:

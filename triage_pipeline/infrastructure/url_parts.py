@@ -1,4 +1,4 @@
-"""Turn a database URL into the DB_* variables child processes (Dagster's storage) read."""
+"""Turn a database URL into the DB_* variables child processes (Dagster's storage) read, or into libpq's form."""
 
 from sqlalchemy.engine import make_url
 
@@ -15,3 +15,8 @@ def database_env(database_url: str, dagster_db_name: str) -> dict[str, str]:
         "DB_NAME": url.database or "triage",
         "DAGSTER_DB_NAME": dagster_db_name,
     }
+
+
+def libpq_url(database_url: str) -> str:
+    """The URL as libpq (psycopg itself) takes it: without SQLAlchemy's `+driver` part."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -61,6 +61,17 @@ class DeliveryReport:
     """Left waiting: this process cannot open the endpoint's secret (another WEBHOOK_SECRETS_KEY sealed it)."""
     latencies_ms: list[int] = field(default_factory=list)
 
+    def add(self, other: "DeliveryReport") -> None:
+        """Count `other` in as well (a watcher's totals over its passes)."""
+        self.attempted += other.attempted
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.dropped += other.dropped
+        self.endpoints_disabled += other.endpoints_disabled
+        self.unopened += other.unopened
+        self.latencies_ms.extend(other.latencies_ms)
+
     def summary(self) -> str:
         return (
             f"{self.attempted} attempted: {self.delivered} delivered, {self.retrying} to retry, "

@@ -11,7 +11,7 @@ import time
 import psycopg
 
 from triage_pipeline.infrastructure.db.webhook_outbox_repository import OUTBOX_CHANNEL
-from triage_pipeline.infrastructure.settings import libpq_url
+from triage_pipeline.infrastructure.url_parts import libpq_url
 
 logger = logging.getLogger(__name__)
 
