@@ -15,10 +15,11 @@ from triage_pipeline.infrastructure.embedded_postgres import free_port
 
 @contextmanager
 def serving(
-    app: Any, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0, **config: Any
+    app: Any, *, host: str = "127.0.0.1", port: int | None = None, startup_timeout_s: float = 30.0, **config: Any
 ) -> Iterator[tuple[str, uvicorn.Server]]:
-    """Serve `app` until the block ends; yields its base URL and the server (set `should_exit` to stop it early)."""
-    port = free_port(host)
+    """Serve `app` until the block ends (on `port`, else a free one); yields its base URL and the server (set
+    `should_exit` to stop it early)."""
+    port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **config))
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()

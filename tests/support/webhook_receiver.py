@@ -10,15 +10,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.support.live_server import serving
 from triage_pipeline.infrastructure.embedded_postgres import free_port
 
 
@@ -50,8 +50,7 @@ class WebhookReceiver:
     """The webhook-id of every request, noted on arrival (before any delay)."""
     port: int = field(default_factory=free_port)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _serving: ExitStack = field(default_factory=ExitStack)
 
     @property
     def url(self) -> str:
@@ -99,23 +98,11 @@ class WebhookReceiver:
         return app
 
     def start(self) -> None:
-        server = uvicorn.Server(
-            uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        )
-        thread = threading.Thread(target=server.run, name="webhook-receiver", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the webhook receiver did not start")
-            time.sleep(0.02)
-        self._server, self._thread = server, thread
+        """Serve on `port` (the same one after a `stop`: a receiver that was down comes back)."""
+        self._serving.enter_context(serving(self.app(), port=self.port))
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=15)
-        self._server = self._thread = None
+        self._serving.close()
 
     def delivered(self, event_type: str | None = None) -> list[Received]:
         """Verified requests answered 2xx, of this event type if given."""
