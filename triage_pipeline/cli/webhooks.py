@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from statistics import median
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -331,15 +330,6 @@ def cmd_redeliver(container: Container, args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_line(report: DeliveryReport) -> str:
-    line = report.summary()
-    if report.dropped:
-        line += f", {report.dropped} left to another deliverer"
-    if report.latencies_ms:
-        line += f"; latency median {median(report.latencies_ms):.0f} ms, max {max(report.latencies_ms)} ms"
-    return line
-
-
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """While inside: the first SIGINT/SIGTERM sets `stop`, a second raises KeyboardInterrupt (stop now)."""
@@ -382,7 +372,7 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
     deliver = container.use(DeliverDueWebhooks)
     if not args.watch:
         report = deliver.execute(DeliverCommand(time_budget=budget))
-        print(_report_line(report) if report.attempted else "nothing due", flush=True)
+        print(report.summary() if report.attempted else "nothing due", flush=True)
         return 0
     interval = args.interval if args.interval is not None else DEFAULT_WATCH_INTERVAL_S
     stop = threading.Event()
@@ -411,13 +401,13 @@ def cmd_deliver(container: Container, args: argparse.Namespace) -> int:
             passes += 1
             total.add(report)
             if report.attempted:
-                print(f"{_when(container.clock.now())} {_report_line(report)}", flush=True)
+                print(f"{_when(container.clock.now())} {report.summary()}", flush=True)
             if time.monotonic() - started < args.time_budget:  # a pass cut by its budget goes on at once
                 if failures_in_a_row:
                     stop.wait(pause)
                 else:
                     _wait(container, stop, pause)
-    print(f"stopped after {passes} pass(es): {_report_line(total)}", flush=True)
+    print(f"stopped after {passes} pass(es): {total.summary()}", flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from statistics import median
 from uuid import UUID, uuid4
 
 from triage_pipeline.application.webhooks.options import WebhookOptions
@@ -72,16 +73,22 @@ class DeliveryReport:
         self.unopened += other.unopened
         self.latencies_ms.extend(other.latencies_ms)
 
-    def summary(self) -> str:
-        return (
-            f"{self.attempted} attempted: {self.delivered} delivered, {self.retrying} to retry, "
-            f"{self.failed} given up, {self.endpoints_disabled} endpoint(s) disabled"
-            + (
-                f", {self.unopened} left waiting (secret not openable with this WEBHOOK_SECRETS_KEY)"
-                if self.unopened
-                else ""
-            )
+    def outcomes(self) -> str:
+        """What became of the attempts, for a person: counts, then the latency of the requests."""
+        text = (
+            f"{self.delivered} delivered, {self.retrying} to retry, {self.failed} given up, "
+            f"{self.endpoints_disabled} endpoint(s) disabled"
         )
+        if self.dropped:
+            text += f", {self.dropped} left to another deliverer (their lease had passed to it)"
+        if self.unopened:
+            text += f", {self.unopened} left waiting (secret not openable with this WEBHOOK_SECRETS_KEY)"
+        if self.latencies_ms:
+            text += f"; latency median {median(self.latencies_ms):.0f} ms, max {max(self.latencies_ms)} ms"
+        return text
+
+    def summary(self) -> str:
+        return f"{self.attempted} attempted: {self.outcomes()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from statistics import median
 
 from dagster import (
     AssetKey,
@@ -140,17 +139,7 @@ class FiguresCursor:
 
 def describe_tick(report: DeliveryReport) -> str:
     """What one tick sent, for its skip reason."""
-    text = (
-        f"sent {report.attempted}: {report.delivered} delivered, {report.retrying} to retry, "
-        f"{report.failed} given up, {report.endpoints_disabled} endpoint(s) disabled"
-    )
-    if report.dropped:
-        text += f", {report.dropped} outlived their lease (recorded by another deliverer)"
-    if report.unopened:
-        text += f", {report.unopened} waiting (secret not openable with this WEBHOOK_SECRETS_KEY)"
-    if report.latencies_ms:
-        text += f"; request p50 {median(report.latencies_ms):.0f} ms"
-    return text
+    return f"sent {report.attempted}: {report.outcomes()}"
 
 
 def describe_outbox(figures: OutboxFigures, at: datetime) -> str:
