@@ -25,7 +25,7 @@ from triage_pipeline.infrastructure.db.models import WebhookDeliveryAttemptRow, 
 _EVENTS = cast(Table, WebhookEventRow.__table__)
 OUTBOX_CHANNEL = "webhook_outbox"
 """NOTIFY'd in the transaction that adds deliveries: a listening deliverer wakes when it commits."""
-_NOTIFY = text(f"NOTIFY {OUTBOX_CHANNEL}")
+NOTIFY_OUTBOX = text(f"NOTIFY {OUTBOX_CHANNEL}")
 
 _NEXT_DUE = text(
     """
@@ -218,7 +218,7 @@ class SqlWebhookOutbox:
             },
         )
         if added.rowcount:
-            connection.execute(_NOTIFY)
+            connection.execute(NOTIFY_OUTBOX)
 
     def add_for_endpoint(self, event: WebhookEvent, endpoint_id: UUID) -> UUID:
         connection = self._session.connection()
@@ -231,7 +231,7 @@ class SqlWebhookOutbox:
             ),
             {"id": delivery_id, "event_id": event.id, "endpoint_id": endpoint_id, "now": event.created_at},
         )
-        connection.execute(_NOTIFY)
+        connection.execute(NOTIFY_OUTBOX)
         return delivery_id
 
     def claim_due(
@@ -364,7 +364,7 @@ class SqlWebhookOutbox:
             .first()
         )
         if row is not None:
-            self._session.connection().execute(_NOTIFY)
+            self._session.connection().execute(NOTIFY_OUTBOX)
         return row is not None
 
     def next_due_at(self) -> datetime | None:

@@ -4,13 +4,13 @@ from datetime import datetime
 from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, delete, select, text, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from triage_pipeline.domain.webhook import EventType, WebhookEndpoint
 from triage_pipeline.domain.webhook_ports import SealedSecrets
 from triage_pipeline.infrastructure.db.models import WebhookEndpointRow
-from triage_pipeline.infrastructure.db.webhook_outbox_repository import OUTBOX_CHANNEL
+from triage_pipeline.infrastructure.db.webhook_outbox_repository import NOTIFY_OUTBOX
 
 _ENDPOINTS = cast(Table, WebhookEndpointRow.__table__)
 _PUBLIC = [c for c in _ENDPOINTS.c if c.name not in ("secret", "previous_secret")]
@@ -73,7 +73,7 @@ class SqlWebhookRepository:
 
     def update(self, endpoint: WebhookEndpoint) -> None:
         if endpoint.enabled:  # enabled (again): its held deliveries are due, wake a listening deliverer
-            self._session.connection().execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            self._session.connection().execute(NOTIFY_OUTBOX)
         self._session.connection().execute(
             update(_ENDPOINTS)
             .where(_ENDPOINTS.c.id == endpoint.id)
