@@ -9,12 +9,24 @@ class LlmError(Exception):
     def __init__(self, message: str, raw_output: str | None = None) -> None:
         super().__init__(message)
         self.raw_output = raw_output
+        self.host: str | None = None
+        """The LLM host the failed call went to (set by the host pool); None when none was tried."""
 
 
 class LlmUnavailable(LlmError):
     """The LLM server could not be reached (connection refused, DNS, dropped connection)."""
 
     error_class = "unavailable"
+
+
+class LlmUnreached(LlmUnavailable):
+    """No LLM host could take the call: every host refused the connection or was marked down.
+
+    The request never reached a model, so the attempt it ended is not counted against the job's
+    MAX_ATTEMPTS (it is still logged); the job is eligible again at once.
+    """
+
+    error_class = "unreached"
 
 
 class LlmTimeout(LlmError):

@@ -45,6 +45,8 @@ class LlmAnswer:
     the server returned none."""
     priority_probability: float | None = None
     """The same for the priority it wrote."""
+    host: str | None = None
+    """The LLM host that answered (its base URL), recorded in the attempt's log."""
 
 
 class LlmGateway(Protocol):

@@ -24,6 +24,8 @@ class TriageJob:
     last_error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    """Last sign of life of the worker running this attempt; None when its worker sends none (lease only)."""
 
     @property
     def is_eligible(self) -> bool:
@@ -39,8 +41,12 @@ class TriageJob:
             self.status is TriageJobStatus.FAILED and self.attempts >= MAX_ATTEMPTS
         )
 
-    def start(self, now: datetime) -> "TriageJob":
-        """PENDING | FAILED -> RUNNING, counting one attempt."""
+    def start(self, now: datetime, *, heartbeat: bool = False) -> "TriageJob":
+        """PENDING | FAILED -> RUNNING, counting one attempt.
+
+        `heartbeat=True`: the worker promises to renew `heartbeat_at` while the attempt runs, so a
+        silence longer than the heartbeat timeout (not the whole lease) means that worker is dead.
+        """
         if self.status not in (TriageJobStatus.PENDING, TriageJobStatus.FAILED):
             raise InvalidTransition("triage job", self.status, TriageJobStatus.RUNNING)
         if self.attempts >= MAX_ATTEMPTS:
@@ -52,6 +58,7 @@ class TriageJob:
             started_at=now,
             finished_at=None,
             updated_at=now,
+            heartbeat_at=now if heartbeat else None,
         )
 
     def complete(self, now: datetime) -> "TriageJob":
@@ -72,6 +79,27 @@ class TriageJob:
             updated_at=now,
         )
 
+    def fail_unreached(self, error: str, now: datetime) -> "TriageJob":
+        """RUNNING -> FAILED without using up the attempt: the request never reached a model.
+
+        The attempt count goes back to what it was before this start, so an outage of every LLM host
+        does not exhaust the job's MAX_ATTEMPTS; the job is eligible again at once.
+        """
+        failed = self.fail(error, now)
+        return replace(failed, attempts=max(self.attempts - 1, 0))
+
     def lease_expired(self, now: datetime, lease: timedelta) -> bool:
         """True when the job has been RUNNING longer than its lease (its worker is presumed dead)."""
         return self.status is TriageJobStatus.RUNNING and self.started_at is not None and now - self.started_at > lease
+
+    def heartbeat_lost(self, now: datetime, timeout: timedelta) -> bool:
+        """True when the worker of this RUNNING attempt sends heartbeats and has been silent past `timeout`."""
+        return (
+            self.status is TriageJobStatus.RUNNING
+            and self.heartbeat_at is not None
+            and now - self.heartbeat_at > timeout
+        )
+
+    def presumed_dead(self, now: datetime, lease: timedelta, heartbeat_timeout: timedelta) -> bool:
+        """Its worker is presumed dead: the lease ran out, or its heartbeats stopped."""
+        return self.lease_expired(now, lease) or self.heartbeat_lost(now, heartbeat_timeout)

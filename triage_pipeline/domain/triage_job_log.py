@@ -37,3 +37,5 @@ class TriageJobLog:
     """The examples the prompt was given, most similar first: why it answered what it did."""
     confidence: Mapping[str, Any] | None = None
     """How the stored confidence was computed (`confidence.settle_answer`'s log), for a stored answer."""
+    llm_host: str | None = None
+    """The LLM host (base URL) the call went to; None when no host was tried."""

@@ -5,12 +5,24 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import AnyHttpUrl, Field, PostgresDsn, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PostgresDsn,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# Where the triage job's chunk steps run (README "Scaling out"): in the run's own process, in one process
+# per step on this machine, on Celery workers through a broker, or in one Kubernetes job per step.
+ExecutorKind = Literal["in_process", "multiprocess", "celery", "k8s"]
 ADMIN_API_KEY_MIN_LENGTH = 24
 # Fields whose value must never be echoed, even in a configuration error.
 SECRET_FIELDS = frozenset({"database_url", "db_password", "admin_api_key", "webhook_secrets_key"})
@@ -51,6 +63,25 @@ class Settings(BaseSettings):
     # other look too early by a few milliseconds, so a queued batch waited up to 10 s for its run.
     queued_sensor_interval_s: int = Field(default=1, ge=1)
     job_lease_s: int = Field(default=600, ge=10)
+    # A worker renews the heartbeat of its RUNNING jobs every third of this; the recovery fails the jobs
+    # of a worker silent this long (a dead worker's jobs are eligible again within about a minute).
+    job_heartbeat_timeout_s: int = Field(default=30, ge=3, le=3600)
+    # How often the recovery sensor looks for jobs of dead workers and batches to close.
+    recovery_interval_s: int = Field(default=30, ge=5, le=3600)
+
+    # Scale-out (README "Scaling out"). TRIAGE_WORKERS: how many workers run chunks at once; a batch is cut
+    # into at least that many chunks.
+    triage_executor: ExecutorKind = "in_process"
+    triage_workers: int = Field(default=1, ge=1, le=256)
+    celery_broker_url: str | None = None
+    # Celery's result backend; empty: the broker's URL.
+    celery_backend_url: str | None = None
+    # A chunk whose worker died without a word is handed to another worker after this long (the broker's
+    # visibility timeout, with late acknowledgement). Longer than the longest chunk, or a slow chunk is
+    # handed out twice (harmless: the second waits for the first's jobs, but it wastes a worker).
+    celery_visibility_timeout_s: int = Field(default=300, ge=10)
+    # The Kubernetes executor's image of the user code (the Helm chart's user deployment image).
+    k8s_job_image: str | None = None
     failure_rate_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
     # Above this share of the last batch's stored answers waiting for a person, the asset check warns.
     review_share_warn: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -85,6 +116,28 @@ class Settings(BaseSettings):
     # The sensor is the deliverer Dagster shows and a backstop; `triage run`'s watcher (woken by the outbox's
     # NOTIFY) is what delivers within milliseconds. A sensor looking every 5 s cost 2% of a core at idle.
     webhook_sensor_interval_s: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _executor_has_what_it_needs(self) -> "Settings":
+        if self.triage_executor == "celery" and not self.celery_broker_url:
+            raise ValueError("TRIAGE_EXECUTOR=celery needs CELERY_BROKER_URL (for example redis://127.0.0.1:6379/0)")
+        return self
+
+    @field_validator("celery_broker_url", "celery_backend_url", "k8s_job_image", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("celery_broker_url", "celery_backend_url")
+    @classmethod
+    def _celery_url_has_a_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a broker URL such as redis://host:6379/0 or amqp://user@host//")
+        return value
+
+    def celery_backend(self) -> str | None:
+        """Celery's result backend: CELERY_BACKEND_URL, else the broker."""
+        return self.celery_backend_url or self.celery_broker_url
 
     @field_validator("webhook_secrets_key", mode="before")
     @classmethod
@@ -170,11 +223,17 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} (got {_shown_input(err)})"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One bad variable: its name, what is wrong, and the rejected value (a rule across several variables
+    names them in its message and shows no value)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error.get("loc"):
+        return message
+    return f"{'_'.join(str(p) for p in error['loc']).upper()}: {message} (got {_shown_input(error)})"
 
 
 def _shown_input(error: Any) -> str:

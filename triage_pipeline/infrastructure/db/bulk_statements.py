@@ -77,7 +77,7 @@ GET_JOBS_WITH_TICKETS_FOR_UPDATE = GET_JOBS_WITH_TICKETS.order_by(_JOBS.c.id).wi
 
 # The triage loop's writes: the triage state of jobs, tickets and batch items.
 UPDATE_JOBS = _update_from_arrays(
-    _JOBS, ["id"], ["status", "attempts", "last_error", "started_at", "finished_at", "updated_at"]
+    _JOBS, ["id"], ["status", "attempts", "last_error", "started_at", "finished_at", "heartbeat_at", "updated_at"]
 )
 UPDATE_TICKETS = _update_from_arrays(
     _TICKETS, ["id"], ["status", "category", "priority", "triage_result", "review_status", "updated_at"]
@@ -113,6 +113,7 @@ JOB_COLUMNS = [
     "last_error",
     "started_at",
     "finished_at",
+    "heartbeat_at",
     "created_at",
     "updated_at",
 ]

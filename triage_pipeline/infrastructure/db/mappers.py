@@ -85,6 +85,7 @@ def job_from_row(row: TriageJobRow) -> TriageJob:
         last_error=row.last_error,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
     )
 
 
@@ -98,6 +99,7 @@ def job_to_values(job: TriageJob) -> dict[str, object]:
         "last_error": job.last_error,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "heartbeat_at": job.heartbeat_at,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
     }
@@ -190,6 +192,7 @@ def log_from_row(row: TriageJobLogRow) -> TriageJobLog:
         error_message=row.error_message,
         example_ids=tuple(UUID(i) for i in row.example_ids or ()),
         confidence=row.confidence,
+        llm_host=row.llm_host,
     )
 
 
@@ -216,6 +219,7 @@ def log_to_values(log: TriageJobLog) -> dict[str, object]:
         "error_message": log.error_message,
         "example_ids": [str(i) for i in log.example_ids] if log.example_ids else None,
         "confidence": dict(log.confidence) if log.confidence is not None else None,
+        "llm_host": log.llm_host,
         "created_at": log.finished_at,
         "updated_at": log.finished_at,
     }

@@ -99,6 +99,7 @@ class TriageJobRow(Timestamped, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("triage_job_batches.id", ondelete="SET NULL"))
 
 
@@ -189,6 +190,7 @@ class TriageJobLogRow(Timestamped, Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     example_ids: Mapped[list[str] | None] = mapped_column(JSONB)
     confidence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    llm_host: Mapped[str | None] = mapped_column(String(300))
 
 
 class EvaluationRunRow(Timestamped, Base):

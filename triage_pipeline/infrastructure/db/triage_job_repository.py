@@ -101,6 +101,7 @@ class SqlTriageJobRepository:
                     "last_error": [j.last_error for j in jobs],
                     "started_at": [j.started_at for j in jobs],
                     "finished_at": [j.finished_at for j in jobs],
+                    "heartbeat_at": [j.heartbeat_at for j in jobs],
                     "updated_at": [j.updated_at for j in jobs],
                 },
             )
