@@ -11,6 +11,7 @@ from dagster import BetaWarning, Definitions, colored_console_logger
 
 from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation, prompt_evaluation_job
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.executors import triage_executor
 from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.defs.triage.logs_asset import (
     last_batch_failure_rate,
@@ -32,6 +33,8 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[triage_job_logs, prompt_evaluation, webhook_outbox],
         asset_checks=[no_job_running_past_lease, last_batch_failure_rate, last_batch_review_share],
         jobs=[triage_job, triage_health_checks, prompt_evaluation_job],
+        # The triage job's executor (the other jobs name their own): TRIAGE_EXECUTOR, README "Scaling out".
+        executor=triage_executor(settings),
         schedules=[build_triage_schedule(settings), triage_health_checks_schedule],
         sensors=[*build_sensors(settings), build_webhook_sensor(settings)],
         # A run's console output reaches the terminal of `triage run`: only its warnings and errors do.

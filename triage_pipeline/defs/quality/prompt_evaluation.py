@@ -4,7 +4,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset, define_asset_job
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    define_asset_job,
+    in_process_executor,
+)
 from pydantic import Field
 
 from triage_pipeline.application.evaluation import (
@@ -125,4 +133,7 @@ def _float_or_null(value: float | None) -> MetadataValue[Any]:
     return MetadataValue.null() if value is None else MetadataValue.float(float(value))
 
 
-prompt_evaluation_job = define_asset_job("prompt_evaluation_job", selection=[prompt_evaluation])
+# One step: in process whatever TRIAGE_EXECUTOR is (it needs no worker).
+prompt_evaluation_job = define_asset_job(
+    "prompt_evaluation_job", selection=[prompt_evaluation], executor_def=in_process_executor
+)

@@ -1,15 +1,16 @@
 """The triage job (batch -> fan-out -> triage -> finish) and the run that processes one batch."""
 
-from dagster import RunRequest, in_process_executor, job
+from dagster import RunRequest, job
 
 from triage_pipeline.defs.triage.ops import finish_batch, plan_batch, triage_chunk
 from triage_pipeline.domain.batch import TriageJobBatch
 from triage_pipeline.infrastructure.settings import Settings
 
 
-# In process: a step per chunk costs far less than a process per step on small machines; the
-# parallelism is the bounded pool of LLM calls inside each chunk (see the README's benchmark).
-@job(executor_def=in_process_executor, tags={"app": "ticket-triage"})
+# No executor of its own: it runs on the Definitions' executor, the one TRIAGE_EXECUTOR names
+# (`executors.triage_executor`; in process by default, where the parallelism is the bounded pool of LLM
+# calls inside each chunk).
+@job(tags={"app": "ticket-triage"})
 def triage_job() -> None:
     """Triage one batch: plan it, triage its chunks in parallel, finish it and report its logs."""
     batch, chunks = plan_batch()
@@ -27,6 +28,7 @@ def run_request_for(batch: TriageJobBatch, settings: Settings) -> RunRequest:
                     "config": {
                         "batch_id": str(batch.id),
                         "jobs_per_chunk": settings.jobs_per_chunk,
+                        "workers": settings.triage_workers,
                         "llm_concurrency": settings.llm_concurrency,
                     }
                 }

@@ -15,6 +15,7 @@ from dagster import (
     asset,
     asset_check,
     define_asset_job,
+    in_process_executor,
 )
 
 from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
@@ -114,8 +115,11 @@ def last_batch_review_share(services: TriageServices) -> AssetCheckResult:
     )
 
 
+# One light step: in process whatever TRIAGE_EXECUTOR is (it needs no worker).
 triage_health_checks = define_asset_job(
-    "triage_health_checks", selection=AssetSelection.checks_for_assets(triage_job_logs)
+    "triage_health_checks",
+    selection=AssetSelection.checks_for_assets(triage_job_logs),
+    executor_def=in_process_executor,
 )
 triage_health_checks_schedule = ScheduleDefinition(
     name="triage_health_checks_schedule", job=triage_health_checks, cron_schedule="*/15 * * * *"

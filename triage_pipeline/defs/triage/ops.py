@@ -32,6 +32,7 @@ from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand, Tr
 from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.defs.triage.log_report import report_metadata
 from triage_pipeline.domain.batch import BatchOrigin
+from triage_pipeline.domain.chunking import split_into_chunks
 from triage_pipeline.domain.statuses import BatchStatus
 
 TRIAGE_LOGS_ASSET = "triage_job_logs"
@@ -44,10 +45,13 @@ class TriageRunConfig(Config):
         default=None, description="Process this batch (queued by the API); empty: create one from eligible jobs."
     )
     max_items: int = Field(default=1000, ge=1, le=10_000, description="Largest batch a run creates.")
-    # Steps run one after another (in-process executor) and each drains the LLM slots as it ends, so fewer,
-    # larger chunks keep the slots busier; a retried chunk skips the jobs it already finished.
+    # With the in-process executor steps run one after another and each drains the LLM slots as it ends, so
+    # fewer, larger chunks keep the slots busier; a retried chunk skips the jobs it already finished.
     jobs_per_chunk: int = Field(
-        default=1000, ge=1, le=10_000, description="Jobs per dynamic output (1 = one Dagster step per job)."
+        default=1000, ge=1, le=10_000, description="Most jobs per dynamic output (1 = one Dagster step per job)."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=256, description="Workers running chunks at once: the batch gets at least this many chunks."
     )
     llm_concurrency: int = Field(default=16, ge=1, le=256, description="LLM calls in flight inside one step.")
 
@@ -93,12 +97,9 @@ def plan_batch(
         "batch",
         metadata={"status": "QUEUED", "batch_id": str(batch_id), "total_items": len(job_ids), "origin": origin},
     )
-    size = config.jobs_per_chunk
-    for index, start in enumerate(range(0, len(job_ids), size)):
+    for index, chunk in enumerate(split_into_chunks(job_ids, config.jobs_per_chunk, config.workers)):
         yield DynamicOutput(
-            {"batch_id": str(batch_id), "job_ids": job_ids[start : start + size]},
-            output_name="chunks",
-            mapping_key=f"chunk_{index:05d}",
+            {"batch_id": str(batch_id), "job_ids": chunk}, output_name="chunks", mapping_key=f"chunk_{index:05d}"
         )
 
 
