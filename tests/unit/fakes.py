@@ -204,6 +204,25 @@ class MemJobs:
     def find_expired_leases(self, now: datetime, lease: timedelta) -> list[TriageJob]:
         return [j for j in self.d.jobs.values() if j.lease_expired(now, lease)]
 
+    def find_presumed_dead(
+        self, now: datetime, lease: timedelta, heartbeat_timeout: timedelta, job_ids: Sequence[UUID] | None = None
+    ) -> list[TriageJob]:
+        wanted = None if job_ids is None else set(job_ids)
+        return [
+            j
+            for j in self.d.jobs.values()
+            if (wanted is None or j.id in wanted) and j.presumed_dead(now, lease, heartbeat_timeout)
+        ]
+
+    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
+        beaten = 0
+        for job_id in job_ids:
+            job = self.d.jobs.get(job_id)
+            if job is not None and job.status is TriageJobStatus.RUNNING:
+                self.d.jobs[job_id] = replace(job, heartbeat_at=now)
+                beaten += 1
+        return beaten
+
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
         return next((j for j in self.d.jobs.values() if j.ticket_id == ticket_id), None)
 

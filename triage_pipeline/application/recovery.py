@@ -1,10 +1,12 @@
 """Recovery of work a crashed run left behind: expired leases, then batches that can be closed.
 
-A job RUNNING past its lease is failed as a counted attempt (its worker is presumed dead) and becomes
-eligible again while attempts remain. A RUNNING batch is then closed when:
+A job RUNNING past its lease, or whose worker stopped renewing its heartbeat for JOB_HEARTBEAT_TIMEOUT_S,
+is failed as a counted attempt (its worker is presumed dead) and becomes eligible again while attempts
+remain: a dead worker's jobs come back within about a minute, not after the whole lease. A RUNNING
+batch is then closed when:
 
 - every item ended: it is finished (DONE), as the run would have done;
-- no item is RUNNING and its run is dead (one of its jobs was just recovered from an expired lease, or
+- no item is RUNNING and its run is dead (one of its jobs was just recovered from a dead worker, or
   nothing happened to the batch for a whole lease): it is abandoned, i.e. DONE with its never-started
   items left PENDING, and its jobs are released so the next batch claims them. Those jobs were never
   attempted, so no attempt is counted for them.
@@ -12,25 +14,29 @@ eligible again while attempts remain. A RUNNING batch is then closed when:
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from triage_pipeline.domain.exceptions import BatchNotFinished
-from triage_pipeline.domain.ports import Clock, UnitOfWorkFactory
+from triage_pipeline.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
+from triage_pipeline.domain.triage_job import TriageJob
 from triage_pipeline.domain.triage_job_log import TriageJobLog
 from triage_pipeline.domain.webhook import batch_done_events, triage_failed_event
 
 logger = logging.getLogger(__name__)
 
 LEASE_EXPIRED = "lease_expired"
+WORKER_LOST = "worker_lost"
 
 
 @dataclass(frozen=True, slots=True)
 class RecoverCommand:
-    """Fail RUNNING jobs older than `lease`, then finish batches with no open item."""
+    """Fail RUNNING jobs older than `lease` or silent past `heartbeat_timeout`, then finish batches with no
+    open item."""
 
     lease: timedelta
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,57 +57,22 @@ class RecoverStuckWork:
         self._clock = clock
 
     def execute(self, command: RecoverCommand) -> RecoveryReport:
-        """Recover expired leases and close batches that can be closed."""
+        """Recover the jobs of dead workers and close batches that can be closed."""
         now = self._clock.now()
         recovered = 0
         dead_batches: set[UUID] = set()
         with self._uow() as uow:
-            candidates = uow.jobs.find_expired_leases(now, command.lease)
+            candidates = uow.jobs.find_presumed_dead(now, command.lease, command.heartbeat_timeout)
         for candidate in candidates:
             with self._uow() as uow:
                 job = uow.jobs.get(candidate.id, for_update=True)
-                if job is None or not job.lease_expired(now, command.lease):
+                if job is None or not job.presumed_dead(now, command.lease, command.heartbeat_timeout):
                     continue
-                failed = job.fail(f"{LEASE_EXPIRED}: RUNNING for more than {command.lease}", now)
-                uow.jobs.update(failed)
-                ticket = uow.tickets.get(job.ticket_id)
-                batch_id = uow.batches.batch_of_running_job(job.id)
-                if ticket is not None and ticket.status is TicketStatus.ON_TRIAGE:
-                    failed_ticket = ticket.fail(now)
-                    uow.tickets.update(failed_ticket)
-                    if failed.is_final:
-                        uow.outbox.add(
-                            [
-                                triage_failed_event(
-                                    failed_ticket, failed, batch_id=batch_id, error_class=LEASE_EXPIRED, now=now
-                                )
-                            ]
-                        )
-                if batch_id is not None:
-                    uow.batches.set_item_status(batch_id, job.id, failed.status, now)
-                uow.logs.add(
-                    TriageJobLog(
-                        id=uuid4(),
-                        job_id=job.id,
-                        ticket_id=job.ticket_id,
-                        batch_id=batch_id,
-                        attempt=job.attempts,
-                        outcome=AttemptOutcome.FAILED,
-                        prompt_id=None,
-                        prompt_version=None,
-                        model="",
-                        started_at=job.started_at or now,
-                        finished_at=now,
-                        latency_ms=int((now - (job.started_at or now)).total_seconds() * 1000),
-                        error_class=LEASE_EXPIRED,
-                        error_message=f"no result within the lease of {command.lease}; the worker is presumed dead",
-                    )
-                )
+                batch_id = fail_dead_attempt(uow, job, now, command.lease, command.heartbeat_timeout)
                 uow.commit()
                 recovered += 1
                 if batch_id is not None:
                     dead_batches.add(batch_id)
-                logger.warning("recovered a job whose lease expired", extra={"job_id": job.id, "batch_id": batch_id})
 
         finished = abandoned = released = 0
         with self._uow() as uow:
@@ -139,6 +110,58 @@ class RecoverStuckWork:
         return RecoveryReport(
             jobs_recovered=recovered, batches_finished=finished, batches_abandoned=abandoned, jobs_released=released
         )
+
+
+def fail_dead_attempt(
+    uow: UnitOfWork, job: TriageJob, now: datetime, lease: timedelta, heartbeat_timeout: timedelta
+) -> UUID | None:
+    """Fail the attempt of a job whose worker is presumed dead (the caller holds its row lock and commits).
+
+    The attempt counts (the LLM may have been asked); the job is eligible again while attempts remain.
+    Its ticket, batch item, log row and (when it was the last attempt) `ticket.triage_failed` event are
+    written with it. Returns the batch that held the job, if any.
+    """
+    if job.lease_expired(now, lease):
+        error_class, message = LEASE_EXPIRED, f"no result within the lease of {lease}; the worker is presumed dead"
+    else:
+        error_class = WORKER_LOST
+        message = f"no heartbeat for more than {heartbeat_timeout}; the worker is presumed dead"
+    failed = job.fail(f"{error_class}: {message}", now)
+    uow.jobs.update(failed)
+    ticket = uow.tickets.get(job.ticket_id)
+    batch_id = uow.batches.batch_of_running_job(job.id)
+    if ticket is not None and ticket.status is TicketStatus.ON_TRIAGE:
+        failed_ticket = ticket.fail(now)
+        uow.tickets.update(failed_ticket)
+        if failed.is_final:
+            uow.outbox.add(
+                [triage_failed_event(failed_ticket, failed, batch_id=batch_id, error_class=error_class, now=now)]
+            )
+    if batch_id is not None:
+        uow.batches.set_item_status(batch_id, job.id, failed.status, now)
+    uow.logs.add(
+        TriageJobLog(
+            id=uuid4(),
+            job_id=job.id,
+            ticket_id=job.ticket_id,
+            batch_id=batch_id,
+            attempt=job.attempts,
+            outcome=AttemptOutcome.FAILED,
+            prompt_id=None,
+            prompt_version=None,
+            model="",
+            started_at=job.started_at or now,
+            finished_at=now,
+            latency_ms=int((now - (job.started_at or now)).total_seconds() * 1000),
+            error_class=error_class,
+            error_message=message,
+        )
+    )
+    logger.warning(
+        "recovered a job whose worker is presumed dead",
+        extra={"job_id": job.id, "batch_id": batch_id, "fields": {"reason": error_class}},
+    )
+    return batch_id
 
 
 @dataclass(frozen=True, slots=True)

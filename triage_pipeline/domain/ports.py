@@ -155,6 +155,16 @@ class TriageJobRepository(Protocol):
         """RUNNING jobs whose lease has run out."""
         ...
 
+    def find_presumed_dead(
+        self, now: datetime, lease: timedelta, heartbeat_timeout: timedelta, job_ids: Sequence[UUID] | None = None
+    ) -> list[TriageJob]:
+        """RUNNING jobs whose worker is presumed dead (`TriageJob.presumed_dead`), among `job_ids` if given."""
+        ...
+
+    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
+        """Renew the heartbeat of those of these jobs that are RUNNING; how many were."""
+        ...
+
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None: ...
 
 

@@ -15,15 +15,16 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID, uuid4
 
+from triage_pipeline.application.recovery import fail_dead_attempt
 from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.confidence import SettledAnswer, settle_answer
 from triage_pipeline.domain.example import TriageExample
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
-from triage_pipeline.domain.llm_errors import LlmError
+from triage_pipeline.domain.llm_errors import LlmError, LlmUnreached
 from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmAnswer, LlmGateway, UnitOfWork, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
 from triage_pipeline.domain.statuses import AttemptOutcome, TriageJobStatus
@@ -145,6 +146,31 @@ class TriageAttempts:
             return Attempt(started, None, exc, int((time.monotonic() - clock_start) * 1000), prompt_name)
         return Attempt(started, answer, None, int((time.monotonic() - clock_start) * 1000), prompt_name)
 
+    def heartbeat(self, job_ids: Sequence[UUID]) -> None:
+        """Renew the heartbeat of these jobs (those still RUNNING), in a transaction of its own."""
+        with self._uow() as uow:
+            uow.jobs.heartbeat(job_ids, self._clock.now())
+            uow.commit()
+
+    def fail_dead(self, job_ids: Sequence[UUID], lease: timedelta, heartbeat_timeout: timedelta) -> list[UUID]:
+        """Fail the attempts of those of these jobs whose worker is presumed dead; their ids.
+
+        Each in its own transaction, re-checked under its row lock (its worker may have recorded it meanwhile).
+        """
+        failed: list[UUID] = []
+        now = self._clock.now()
+        with self._uow() as uow:
+            candidates = uow.jobs.find_presumed_dead(now, lease, heartbeat_timeout, job_ids)
+        for candidate in candidates:
+            with self._uow() as uow:
+                job = uow.jobs.get(candidate.id, for_update=True)
+                if job is None or not job.presumed_dead(now, lease, heartbeat_timeout):
+                    continue
+                fail_dead_attempt(uow, job, now, lease, heartbeat_timeout)
+                uow.commit()
+                failed.append(job.id)
+        return failed
+
     def record_alone(self, attempt: Attempt, batch_id: UUID | None) -> TriageResult:
         """Record one attempt in its own transaction.
 
@@ -205,10 +231,12 @@ class AttemptsTransaction:
         calibration: CalibrationMap | None = None,
         *,
         retrieve: bool = True,
+        heartbeat: bool = False,
     ) -> list[Started]:
         """Start the eligible jobs and their tickets, in `job_ids` order, each with the examples `prompt`
         asks for (its owner's and shared ones, in one statement for all). `retrieve=False` (the caller knows
-        there is no example at all) skips that statement: it could only find none.
+        there is no example at all) skips that statement: it could only find none. `heartbeat=True`: the
+        caller renews the jobs' heartbeat while they run (`TriageAttempts.heartbeat`).
 
         NotFound for an unknown job (or one the transaction was not opened on); a job that is not eligible
         (or repeated) is skipped.
@@ -231,7 +259,9 @@ class AttemptsTransaction:
                 )
                 continue
             eligible.append(pair)
-        started = [(job.start(self.now), ticket.start_triage(self.now)) for job, ticket in eligible]
+        started = [
+            (job.start(self.now, heartbeat=heartbeat), ticket.start_triage(self.now)) for job, ticket in eligible
+        ]
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
         examples = self._examples([ticket for _, ticket in started], prompt) if retrieve else {}
@@ -309,12 +339,15 @@ class AttemptsTransaction:
                     raw_output=answer.raw_output[:RAW_OUTPUT_MAX_LENGTH],
                     answer=settled.answer.as_dict(),
                     confidence={**settled.log, "review_status": settled.review_status.value},
+                    llm_host=answer.host,
                 )
             )
             return True
         exc = attempt.error
         raw = exc.raw_output if isinstance(exc, LlmError) else None
-        failed_job = job.fail(f"{error_class_of(exc)}: {exc}", now)
+        reason = f"{error_class_of(exc)}: {exc}"
+        # A request that reached no model leaves the job's attempts as they were (it is still logged).
+        failed_job = job.fail_unreached(reason, now) if isinstance(exc, LlmUnreached) else job.fail(reason, now)
         failed = ticket.fail(now)
         changes.jobs.append(failed_job)
         changes.tickets.append(failed)
@@ -334,6 +367,7 @@ class AttemptsTransaction:
                 raw_output=raw[:RAW_OUTPUT_MAX_LENGTH] if raw else None,
                 error_class=error_class_of(exc),
                 error_message=str(exc)[:ERROR_MAX_LENGTH],
+                llm_host=exc.host if isinstance(exc, LlmError) else None,
             )
         )
         return True
@@ -408,6 +442,7 @@ def _log(
     error_class: str | None = None,
     error_message: str | None = None,
     confidence: dict[str, object] | None = None,
+    llm_host: str | None = None,
 ) -> TriageJobLog:
     started = attempt.started
     return TriageJobLog(
@@ -431,4 +466,5 @@ def _log(
         error_message=error_message,
         example_ids=tuple(example.id for example in started.examples),
         confidence=confidence,
+        llm_host=llm_host,
     )

@@ -8,10 +8,14 @@ statement per table however many jobs it holds; the LLM threads never touch the 
 import logging
 import math
 import queue
+import threading
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from uuid import UUID
 
 from triage_pipeline.application.triage.attempts import (
@@ -26,18 +30,41 @@ from triage_pipeline.application.triage.one_job import TriageOneJob
 from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.ports import UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, Prompt
+from triage_pipeline.domain.statuses import TriageJobStatus
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerLiveness:
+    """How a worker shows it is alive, and how long the others wait before they presume it dead.
+
+    The worker renews the heartbeat of its RUNNING jobs every `heartbeat_timeout / 3`; a job silent for
+    `heartbeat_timeout`, or RUNNING past `lease`, belongs to a dead worker.
+    """
+
+    heartbeat_timeout: timedelta
+    lease: timedelta
+
+    @property
+    def heartbeat_interval(self) -> timedelta:
+        return self.heartbeat_timeout / 3
+
+
+@dataclass(frozen=True, slots=True)
 class TriageJobsCommand:
-    """Triage several jobs of one batch with at most `concurrency` LLM calls at once."""
+    """Triage several jobs of one batch with at most `concurrency` LLM calls at once.
+
+    With `liveness` (a Dagster chunk step), the worker sends heartbeats for its RUNNING jobs, and jobs of
+    the list that another worker holds are waited for: when that worker is presumed dead (a chunk handed
+    out again after its worker died), their attempts are failed at once and they are triaged here.
+    """
 
     job_ids: Sequence[UUID]
     batch_id: UUID | None = None
     concurrency: int = 16
     prompt_name: str = DEFAULT_PROMPT_NAME
+    liveness: WorkerLiveness | None = None
 
 
 class TriageJobs:
@@ -67,7 +94,51 @@ class TriageJobs:
             # With no example at all, the nearest-example statement of every step could only find none.
             # Examples added during this run are used from the next one.
             retrieve = prompt is not None and prompt.neighbours_to_retrieve > 0 and uow.examples.exists()
-        return _Coordinator(self._attempts, command, prompt, calibration, retrieve).run()
+        results = _Coordinator(self._attempts, command, prompt, calibration, retrieve).run()
+        if command.liveness is None:
+            return results
+        by_id = {result.job_id: result for result in results}
+        for adopted in self._adopt_orphans(command, command.liveness, by_id, prompt, calibration, retrieve):
+            by_id[adopted.job_id] = adopted
+        return [by_id[result.job_id] for result in results]
+
+    def _adopt_orphans(
+        self,
+        command: TriageJobsCommand,
+        liveness: WorkerLiveness,
+        results: dict[UUID, TriageResult],
+        prompt: Prompt | None,
+        calibration: CalibrationMap | None,
+        retrieve: bool,
+    ) -> list[TriageResult]:
+        """Jobs of the list that another worker was running: wait for it, or take them over once it is dead.
+
+        Only jobs whose worker sends heartbeats are waited for (a dead one is known within the heartbeat
+        timeout); a live worker's jobs end by themselves and are left to it.
+        """
+        adopted: list[TriageResult] = []
+        waiting = [job_id for job_id, result in results.items() if result.outcome is TriageOutcome.SKIPPED]
+        while waiting:
+            with self._uow() as uow:
+                running = [
+                    job
+                    for job, _ in uow.jobs.get_many_with_tickets(waiting)
+                    if job.status is TriageJobStatus.RUNNING and job.heartbeat_at is not None
+                ]
+            if not running:
+                break
+            dead = self._attempts.fail_dead([job.id for job in running], liveness.lease, liveness.heartbeat_timeout)
+            if dead:
+                logger.warning(
+                    "took over the jobs of a dead worker",
+                    extra={"batch_id": command.batch_id, "fields": {"jobs": len(dead)}},
+                )
+                retry = replace(command, job_ids=dead, liveness=None)
+                adopted.extend(_Coordinator(self._attempts, retry, prompt, calibration, retrieve).run())
+            waiting = [job.id for job in running if job.id not in set(dead)]
+            if waiting:
+                time.sleep(liveness.heartbeat_interval.total_seconds())
+        return adopted
 
 
 # Jobs started ahead of a free LLM slot, as a fraction of the concurrency: a slot whose call ends takes
@@ -98,17 +169,21 @@ class _Coordinator:
         self._prompt = prompt
         self._calibration = calibration
         self._job_ids = list(command.job_ids)
+        self._heartbeat = command.liveness is not None
         self._results: list[TriageResult | None] = [None] * len(self._job_ids)
         self._errors: list[Exception] = []
         self._ready: queue.SimpleQueue[tuple[int, Started] | None] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[tuple[int, Attempt]] = queue.SimpleQueue()
+        # Jobs started and not yet recorded, whose heartbeat this worker renews.
+        self._holding: set[UUID] = set()
+        self._holding_lock = threading.Lock()
 
     def run(self) -> list[TriageResult]:
         limit = min(self._command.concurrency, len(self._job_ids))
         most_running = limit + math.ceil(limit * START_AHEAD)
         pending = deque(range(len(self._job_ids)))
         running = 0  # started and not yet recorded: waiting for a slot, being asked, or just ended
-        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="triage") as pool:
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="triage") as pool, self._heartbeats():
             for _ in range(limit):
                 pool.submit(self._work)
             try:
@@ -123,7 +198,9 @@ class _Coordinator:
                             break
                     running -= len(ended)
                     to_start = [pending.popleft() for _ in range(min(most_running - running, len(pending)))]
-                    for item in self._step(ended, to_start):
+                    started = self._step(ended, to_start)
+                    self._hold(started, ended)
+                    for item in started:
                         self._ready.put(item)
                         running += 1
             finally:
@@ -135,6 +212,44 @@ class _Coordinator:
         if missing:  # never drop a job silently
             raise RuntimeError(f"no result for triage jobs {missing[:10]}")
         return [result for result in self._results if result is not None]
+
+    def _hold(self, started: list[tuple[int, Started]], ended: list[tuple[int, Attempt]]) -> None:
+        if self._command.liveness is None:
+            return
+        with self._holding_lock:
+            self._holding.difference_update(attempt.started.job.id for _, attempt in ended)
+            self._holding.update(run.job.id for _, run in started)
+
+    @contextmanager
+    def _heartbeats(self) -> Iterator[None]:
+        """Renew the heartbeat of the held jobs every interval, in a thread of its own, while the block runs.
+
+        A separate thread because the coordinating one may wait a whole LLM call for the next ended attempt.
+        """
+        liveness = self._command.liveness
+        if liveness is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(liveness.heartbeat_interval.total_seconds()):
+                with self._holding_lock:
+                    held = list(self._holding)
+                if not held:
+                    continue
+                try:
+                    self._attempts.heartbeat(held)
+                except Exception:  # the database is away: the next beat tries again, recovery waits for it
+                    logger.warning("could not renew the heartbeat of %d running jobs", len(held), exc_info=True)
+
+        thread = threading.Thread(target=beat, name="triage-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _work(self) -> None:
         """A pool thread: ask the LLM about started jobs, one at a time, until told to stop."""
@@ -156,7 +271,9 @@ class _Coordinator:
             # One locking read: the jobs whose attempts ended (still RUNNING in that attempt?) and those to start.
             with self._attempts.transaction(batch_id, [attempt.started.job.id for _, attempt in ended] + new_ids) as tx:
                 recorded = [tx.record(attempt) for _, attempt in ended]
-                started = tx.start(new_ids, self._prompt, self._calibration, retrieve=self._retrieve)
+                started = tx.start(
+                    new_ids, self._prompt, self._calibration, retrieve=self._retrieve, heartbeat=self._heartbeat
+                )
                 tx.commit()
         except Exception:
             logger.warning("a grouped triage transaction failed; retrying its jobs one by one", exc_info=True)
@@ -190,7 +307,9 @@ class _Coordinator:
             job_id = self._job_ids[position]
             try:
                 with self._attempts.transaction(batch_id, [job_id]) as tx:
-                    started = tx.start([job_id], self._prompt, self._calibration, retrieve=self._retrieve)
+                    started = tx.start(
+                        [job_id], self._prompt, self._calibration, retrieve=self._retrieve, heartbeat=self._heartbeat
+                    )
                     tx.commit()
             except Exception as exc:
                 self._errors.append(exc)

@@ -1,6 +1,7 @@
 """Ops of the triage job: a thin driver of the application use cases (no SQL, no triage rule here)."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,7 @@ from triage_pipeline.application.batches import (
     ListBatchItems,
 )
 from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
-from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand, TriageOutcome
+from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand, TriageOutcome, WorkerLiveness
 from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.defs.triage.log_report import report_metadata
 from triage_pipeline.domain.batch import BatchOrigin
@@ -111,11 +112,18 @@ def triage_chunk(
     context: OpExecutionContext, config: TriageRunConfig, services: TriageServices, chunk: dict[str, Any]
 ) -> dict[str, int]:
     """Counts of DONE / FAILED / SKIPPED jobs in the chunk (a retried step skips jobs already ended)."""
+    settings = services.settings
     results = services.use(TriageJobs).execute(
         TriageJobsCommand(
             job_ids=[UUID(j) for j in chunk["job_ids"]],
             batch_id=UUID(chunk["batch_id"]),
             concurrency=config.llm_concurrency,
+            # Heartbeats: a worker that dies mid-chunk has its jobs taken over within about a minute (by the
+            # recovery sensor, or by this chunk run again on another worker), not after the whole lease.
+            liveness=WorkerLiveness(
+                heartbeat_timeout=timedelta(seconds=settings.job_heartbeat_timeout_s),
+                lease=timedelta(seconds=settings.job_lease_s),
+            ),
         )
     )
     counts = {outcome.value: 0 for outcome in TriageOutcome}

@@ -114,12 +114,20 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
         return run_request_for(created.batch, settings)
 
     @sensor(
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=settings.recovery_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Fails jobs RUNNING past their lease (a crashed run) so they are retried; closes ended batches.",
+        description=(
+            "Fails jobs whose worker is presumed dead (RUNNING past JOB_LEASE_S, or no heartbeat for "
+            "JOB_HEARTBEAT_TIMEOUT_S) so they are retried; closes ended batches."
+        ),
     )
     def stuck_jobs_sensor(context: SensorEvaluationContext, services: TriageServices) -> SkipReason:
-        report = services.use(RecoverStuckWork).execute(RecoverCommand(lease=timedelta(seconds=settings.job_lease_s)))
+        report = services.use(RecoverStuckWork).execute(
+            RecoverCommand(
+                lease=timedelta(seconds=settings.job_lease_s),
+                heartbeat_timeout=timedelta(seconds=settings.job_heartbeat_timeout_s),
+            )
+        )
         if report.jobs_recovered or report.batches_finished:
             context.log.warning(
                 f"recovered {report.jobs_recovered} job(s), finished {report.batches_finished} batch(es)"

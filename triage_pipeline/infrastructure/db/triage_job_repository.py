@@ -136,6 +136,29 @@ class SqlTriageJobRepository:
         )
         return [job_from_row(r) for r in rows]
 
+    def find_presumed_dead(
+        self, now: datetime, lease: timedelta, heartbeat_timeout: timedelta, job_ids: Sequence[UUID] | None = None
+    ) -> list[TriageJob]:
+        """RUNNING jobs past their lease or silent past the heartbeat timeout (the partial index of RUNNING
+        jobs keeps this cheap however many jobs have ended)."""
+        query = select(TriageJobRow).where(
+            TriageJobRow.status == TriageJobStatus.RUNNING.value,
+            or_(TriageJobRow.started_at < now - lease, TriageJobRow.heartbeat_at < now - heartbeat_timeout),
+        )
+        if job_ids is not None:
+            query = query.where(TriageJobRow.id.in_(list(job_ids)))
+        return [job_from_row(r) for r in self._session.scalars(query)]
+
+    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
+        if not job_ids:
+            return 0
+        result = self._session.execute(
+            update(TriageJobRow)
+            .where(TriageJobRow.id.in_(list(job_ids)), TriageJobRow.status == TriageJobStatus.RUNNING.value)
+            .values(heartbeat_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
         row = self._session.scalars(
             select(TriageJobRow)
