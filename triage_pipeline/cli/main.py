@@ -16,7 +16,7 @@ from triage_pipeline.application.batches import (
     GetBatchProgress,
 )
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.cli import demo, evaluate, examples, prompts, tickets, webhooks
+from triage_pipeline.cli import demo, evaluate, examples, prompts, tickets, webhooks, worker
 from triage_pipeline.cli.demo import DemoError
 from triage_pipeline.domain.exceptions import DomainError
 from triage_pipeline.infrastructure import webhook_key
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_parsers(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
+    worker.add_parser(sub)
     return parser
 
 

@@ -60,11 +60,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     timeout, then another worker gets it. One task at a time per worker process (`prefetch 1`): a chunk
     waits in the queue for a free worker instead of behind a busy one.
     """
+    visibility = settings.celery_visibility_timeout_s
+    transport = {
+        "visibility_timeout": visibility,
+        # Redis: how often a worker looks for tasks held past the visibility timeout (kombu's default sweep
+        # is 10 s x every 10th look = 100 s, which would add up to 100 s to a dead worker's hand-over).
+        "unacked_restore_interval": max(1, min(10, visibility // 4)),
+        "unacked_restore_throttle": 1,
+    }
     return {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout_s},
-        "result_backend_transport_options": {"visibility_timeout": settings.celery_visibility_timeout_s},
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": visibility},
         "broker_connection_retry_on_startup": True,
     }

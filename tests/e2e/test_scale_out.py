@@ -1,0 +1,115 @@
+"""Two Celery workers and two LLM hosts triage one batch together, with a worker and a host killed mid-batch.
+
+All real processes on loopback (tests/support/scale_stack.py): a Redis broker, two fake Ollama hosts of 16
+parallel chats each, two `triage worker` processes, and the triage job run by Dagster's Celery executor.
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.support.scale_stack import ScaleStack, tasks_in_progress
+from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
+from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.bootstrap import Container
+from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres
+from triage_pipeline.infrastructure.settings import Settings
+
+TICKETS = 1000
+HEARTBEAT_TIMEOUT_S = 6
+
+pytestmark = pytest.mark.slow
+
+
+def _count(engine: Engine, sql: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text(sql)).scalar_one())
+
+
+def _wait_until(condition: "object", timeout_s: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_workers_and_two_hosts_triage_a_batch_through_a_worker_and_a_host_killed_mid_batch(
+    pg_server: EmbeddedPostgres, database_url: str, clean_db: Engine, tmp_path: Path
+) -> None:
+    engine = clean_db
+    pg_server.ensure_database("dagster_scale")
+    settings = {
+        "TRIAGE_WORKERS": "2",
+        "JOB_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
+        "CELERY_VISIBILITY_TIMEOUT_S": "20",
+        "LLM_CONNECT_TIMEOUT_S": "2",
+        "LLM_READ_TIMEOUT_S": "10",
+        "JOB_LEASE_S": "60",
+    }
+    with ScaleStack(database_url, tmp_path, dagster_db_name="dagster_scale", settings=settings) as stack:
+        stack.start_redis()
+        stack.start_host(latency_s=0.2, parallel=16, concurrency=16)
+        stack.start_host(latency_s=0.2, parallel=16, concurrency=16)
+        victim, survivor = stack.start_worker(), stack.start_worker()
+
+        container = Container(Settings(), database_url=database_url)
+        try:
+            tickets = [
+                NewTicket(DEFAULT_OWNER_ID, f"SCALE-{i}", f"Checkout fails {i}", f"Error 500 on pay {i}")
+                for i in range(TICKETS)
+            ]
+            container.use(CreateTickets).execute(CreateTicketsCommand(tickets))
+            created = container.use(CreateBatch).execute(CreateBatchCommand(max_items=TICKETS))
+        finally:
+            container.close()
+        assert created is not None and len(created.job_ids) == TICKETS
+        batch_id = str(created.batch.id)
+
+        run = stack.run_batch(batch_id, workers=2, jobs_per_chunk=100, llm_concurrency=16)
+        done = "SELECT count(*) FROM triage_jobs WHERE status = 'DONE'"
+        # kill -9 the first worker while it runs a chunk, once the batch is well under way.
+        _wait_until(lambda: _count(engine, done) >= 150 and tasks_in_progress(victim) > 0, 120, "a chunk on worker-0")
+        killed_at_done = _count(engine, done)
+        victim.kill()
+        # kill -9 one LLM host a little later: its calls in flight fail, the next ones go to the other host.
+        _wait_until(lambda: _count(engine, done) >= killed_at_done + 100, 120, "progress after the worker died")
+        stack.hosts[0][0].kill()
+
+        code = run.popen.wait(timeout=300)
+        assert code == 0, run.log()[-4000:]
+
+        with engine.connect() as connection:
+            jobs = connection.execute(text("SELECT id, status, attempts FROM triage_jobs")).all()
+            tickets_by_status = Counter(
+                row.status for row in connection.execute(text("SELECT status FROM tickets")).all()
+            )
+            logs = connection.execute(
+                text("SELECT job_id, attempt, outcome, error_class, llm_host FROM triage_job_logs")
+            ).all()
+            batch_status = connection.execute(
+                text("SELECT status FROM triage_job_batches WHERE id = :id"), {"id": batch_id}
+            ).scalar_one()
+
+    # Every ticket ended, none is left on triage, and no job was triaged twice.
+    assert batch_status == "DONE"
+    assert set(tickets_by_status) <= {"COMPLETED", "FAILED"} and sum(tickets_by_status.values()) == TICKETS
+    assert {row.status for row in jobs} <= {"DONE", "FAILED"}
+    succeeded = Counter(log.job_id for log in logs if log.outcome == "SUCCEEDED")
+    assert max(succeeded.values()) == 1
+    assert tickets_by_status["COMPLETED"] == len(succeeded)
+    # Every counted attempt is logged; an unreached call is logged without being counted.
+    counted = Counter(log.job_id for log in logs if log.error_class != "unreached")
+    assert all(counted[row.id] == row.attempts for row in jobs)
+    # The dead worker's jobs were taken over (heartbeat), and both hosts answered.
+    assert any(log.error_class == "worker_lost" for log in logs)
+    hosts = Counter(log.llm_host for log in logs if log.outcome == "SUCCEEDED")
+    assert len(hosts) == 2, hosts
+    # Chunks ran on both workers: the survivor also ran the chunk the dead one held.
+    assert tasks_in_progress(survivor) == 0 and survivor.log().count("] received") >= 2
