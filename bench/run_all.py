@@ -13,6 +13,7 @@ Benchmarks (one module each, each runnable alone):
   9     bench/retrieval.py     few-shot retrieval: the nearest examples of a ticket among 100,000
   10    bench/webhooks.py      webhooks on the real stack: a ticket's COMPLETED -> the receiver's 2xx, delivered
                                by the `webhook_deliveries` sensor
+  11    bench/scale_out.py     scale-out: one batch on two Celery workers over one and two LLM hosts
 
 They share one throwaway PostgreSQL 17 with the settings `make run` uses (fsync on), a database each.
 Every stack runs with a WEBHOOK_SECRETS_KEY, as `triage run` gives it, so its webhook deliverer is on (the
@@ -33,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import claim
 import intake
 import retrieval
+import scale_out
 import startup
 import triage_stack
 import webhooks
 from _support import BenchmarkFailure, NeighbourMeter, Row, machine, postgres, print_table, say
 
-ORDER = {str(n): n for n in range(1, 11)}
+ORDER = {str(n): n for n in range(1, 12)}
 
 
 def main() -> None:
@@ -73,6 +75,8 @@ def main() -> None:
                 rows += triage_stack.run(pg, args.quick, args.profile)
             if "10" in chosen:
                 rows += webhooks.run(pg, args.quick)
+            if "11" in chosen:
+                rows += scale_out.run(pg, args.quick)
             cpu = meter.stop()
             version = pg.version()
     except BenchmarkFailure as exc:
