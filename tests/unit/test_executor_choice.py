@@ -4,7 +4,7 @@ import pytest
 
 from triage_pipeline.cli.main import main
 from triage_pipeline.definitions import build_definitions
-from triage_pipeline.defs.triage.executors import celery_config, triage_executor
+from triage_pipeline.defs.triage.executors import celery_config
 from triage_pipeline.infrastructure.settings import Settings, SettingsError, load_settings
 
 BROKER = "redis://127.0.0.1:6399/0"
