@@ -1,4 +1,4 @@
-"""What routers ask FastAPI for: the container, a use case by its class, and the database probe.
+"""What routers ask FastAPI for: the container, a use case by its class, and the database and LLM probes.
 
 Routers declare a use case as `use_case: Annotated[CreateTicket, provide(CreateTicket)]`; the container
 (`triage_pipeline.bootstrap`) wires it, for the API as for the Dagster resources and the CLI, so a new
@@ -12,6 +12,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 
 from triage_pipeline.bootstrap import Container
+from triage_pipeline.infrastructure.llm.host_probe import LlmHostsProbe
 
 
 async def get_container(request: Request) -> Container:
@@ -53,3 +54,11 @@ async def get_database_probe(container: ContainerDep) -> Callable[[], None]:
 
 
 DatabaseProbeDep = Annotated[Callable[[], None], Depends(get_database_probe)]
+
+
+async def get_llm_hosts_probe(container: ContainerDep) -> LlmHostsProbe:
+    """The probe of the LLM hosts (cached answers); the caller runs it off the loop."""
+    return container.llm_hosts_probe
+
+
+LlmHostsProbeDep = Annotated[LlmHostsProbe, Depends(get_llm_hosts_probe)]

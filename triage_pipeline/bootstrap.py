@@ -8,7 +8,7 @@ annotated class (`TriageJobs` takes a `TriageOneJob`). A new use case needs no w
 
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, cast, get_type_hints
@@ -23,7 +23,9 @@ from triage_pipeline.infrastructure.database import resolve_database_url
 from triage_pipeline.infrastructure.db.engine import make_engine
 from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 from triage_pipeline.infrastructure.llm.answer_model import answer_json_schema
-from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
+from triage_pipeline.infrastructure.llm.host_pool import LlmHostPool
+from triage_pipeline.infrastructure.llm.host_probe import LlmHostsProbe
+from triage_pipeline.infrastructure.llm.host_spec import LlmHostSpec
 from triage_pipeline.infrastructure.settings import Settings
 from triage_pipeline.infrastructure.webhooks.outbox_listener import PgOutboxListener
 from triage_pipeline.infrastructure.webhooks.secret_box import FernetSecretBox
@@ -44,11 +46,15 @@ class Container:
         *,
         database_url: str | None = None,
         llm: LlmGateway | None = None,
+        llm_hosts: Sequence[LlmHostSpec] | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """`llm_hosts`: the LLM hosts the health views probe and the default `llm` spreads calls over, when
+        not those of the settings (LLM_BASE_URL)."""
         self.settings = settings
         self._database_url = database_url
         self._llm = llm
+        self._llm_hosts = list(llm_hosts) if llm_hosts is not None else None
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._engine: Engine | None = None
@@ -72,15 +78,25 @@ class Container:
         return SqlUnitOfWorkFactory(self.engine)
 
     @cached_property
+    def llm_hosts(self) -> list[LlmHostSpec]:
+        """The LLM hosts and their concurrency (LLM_BASE_URL unless given)."""
+        return self._llm_hosts if self._llm_hosts is not None else self.settings.llm_hosts()
+
+    @cached_property
     def llm(self) -> LlmGateway:
         if self._llm is not None:
             return self._llm
-        return OllamaClient(
-            base_url=self.settings.effective_llm_base_url(),
-            model=self.settings.llm_model,
+        return LlmHostPool(
+            self.llm_hosts,
+            self.settings.llm_model,
             connect_timeout_s=self.settings.llm_connect_timeout_s,
             read_timeout_s=self.settings.llm_read_timeout_s,
         )
+
+    @cached_property
+    def llm_hosts_probe(self) -> LlmHostsProbe:
+        """Reachability of each LLM host, for health views (asks the hosts; a short cache)."""
+        return LlmHostsProbe(self.llm_hosts)
 
     @cached_property
     def _dependencies(self) -> dict[str, Callable[[], object]]:
@@ -158,10 +174,10 @@ class Container:
             connection.execute(text("SELECT 1")).scalar_one()
 
     def close(self) -> None:
-        """Release the connection pool and the LLM and webhook clients."""
+        """Release the connection pool and the LLM, LLM probe and webhook clients."""
         if self._engine is not None:
             self._engine.dispose()
-        for client in ("llm", "webhook_sender", "outbox_listener"):
+        for client in ("llm", "llm_hosts_probe", "webhook_sender", "outbox_listener"):
             close = getattr(self.__dict__.get(client), "close", None)
             if callable(close):
                 close()

@@ -13,6 +13,7 @@ from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation, pr
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
 from triage_pipeline.defs.triage.executors import triage_executor
 from triage_pipeline.defs.triage.job import triage_job
+from triage_pipeline.defs.triage.llm_hosts import llm_hosts, llm_hosts_reachable
 from triage_pipeline.defs.triage.logs_asset import (
     last_batch_failure_rate,
     last_batch_review_share,
@@ -30,8 +31,8 @@ from triage_pipeline.infrastructure.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> Definitions:
     """Jobs, assets, checks, schedules, sensors and resources, wired from the settings."""
     return Definitions(
-        assets=[triage_job_logs, prompt_evaluation, webhook_outbox],
-        asset_checks=[no_job_running_past_lease, last_batch_failure_rate, last_batch_review_share],
+        assets=[triage_job_logs, prompt_evaluation, webhook_outbox, llm_hosts],
+        asset_checks=[no_job_running_past_lease, last_batch_failure_rate, last_batch_review_share, llm_hosts_reachable],
         jobs=[triage_job, triage_health_checks, prompt_evaluation_job],
         # The triage job's executor (the other jobs name their own): TRIAGE_EXECUTOR, README "Scaling out".
         executor=triage_executor(settings),

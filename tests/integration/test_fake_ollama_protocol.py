@@ -333,3 +333,86 @@ def test_runs_as_a_separate_process_until_terminated() -> None:
 
     assert process.returncode == 0
     assert "served 1 requests (1 chats)" in stderr
+
+
+def chat_body(title: str) -> dict[str, object]:
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": f'<ticket>\n{{"title": "{title}", "description": "x"}}\n</ticket>'}],
+        "stream": False,
+    }
+
+
+def test_parallel_answers_at_most_n_chats_at_once_the_others_wait_in_the_server() -> None:
+    calls = 6
+    with FakeOllama(parallel=2, latency_s=0.1) as fake, httpx.Client(base_url=fake.url, timeout=10.0) as http:
+        barrier = threading.Barrier(calls)
+
+        def call(i: int) -> int:
+            barrier.wait()
+            return http.post("/api/chat", json=chat_body(f"Ticket {i}")).status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            statuses = list(pool.map(call, range(calls)))
+        elapsed = time.monotonic() - started
+
+        assert statuses == [200] * calls
+        assert fake.max_concurrent_answers == 2
+        assert fake.max_concurrent_chats == calls  # all were received at once; four waited their turn
+        assert (fake.chat_count, fake.chats_answered) == (calls, calls)
+        assert elapsed >= 0.1 * calls / 2 * 0.9  # latency starts once a call's turn has come
+
+
+def test_parallel_serves_waiting_chats_in_arrival_order() -> None:
+    with FakeOllama(parallel=1, latency_s=0.15) as fake, httpx.Client(base_url=fake.url, timeout=10.0) as http:
+        finished: list[int] = []
+
+        def call(i: int) -> None:
+            http.post("/api/chat", json=chat_body(f"Ticket {i}"))
+            finished.append(i)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for arrived, thread in enumerate(threads, start=1):
+            thread.start()
+            deadline = time.monotonic() + 5.0
+            while fake.chat_count < arrived and time.monotonic() < deadline:  # in the server before the next
+                time.sleep(0.005)
+        for thread in threads:
+            thread.join(timeout=10.0)
+
+    assert finished == [0, 1, 2, 3]
+
+
+def test_errors_are_not_counted_as_answered_chats(fake_ollama: FakeOllama) -> None:
+    fake_ollama.fail_first(1, Behaviour.HTTP_500)
+    with httpx.Client(base_url=fake_ollama.url, timeout=5.0) as http:
+        statuses = [http.post("/api/chat", json=chat_body("t")).status_code for _ in range(2)]
+
+    assert statuses == [500, 200]
+    assert (fake_ollama.chat_count, fake_ollama.chats_answered) == (2, 1)
+
+
+def test_parallel_is_a_command_line_flag_of_the_process() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_ollama", "--port", "0", "--latency", "0.2", "--parallel", "1"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().split("=", 1)[1]
+        with httpx.Client(base_url=url, timeout=10.0) as http, ThreadPoolExecutor(max_workers=2) as pool:
+            started = time.monotonic()
+            statuses = list(pool.map(lambda i: http.post("/api/chat", json=chat_body(f"T{i}")).status_code, range(2)))
+            elapsed = time.monotonic() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+
+    assert statuses == [200, 200]
+    assert elapsed >= 0.4 * 0.9  # one at a time
+    assert "2 chats answered" in stderr

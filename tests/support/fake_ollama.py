@@ -15,6 +15,12 @@ then the "fail first N" budget (`fail_first`), then `behaviour`. Latency (`laten
 random `latency_jitter_s`) is applied before every chat answer except HANG, which waits `hang_s`
 instead; every wait ends early when the server stops.
 
+`parallel` plays OLLAMA_NUM_PARALLEL: at most that many chat calls are answered at once; the others
+wait in the server, first come first served, before their latency starts (None: no limit). The
+counters say what each fake host did: `chat_count` (received), `chats_answered` (a 200 chat answer
+sent), `max_concurrent_chats` (received and not yet ended, waiting ones included) and
+`max_concurrent_answers` (past the `parallel` gate at once).
+
 A chat with `"logprobs": true` gets Ollama's `logprobs` list (Ollama 0.12.11+): the answer is cut
 into word-piece tokens, and the tokens of the category's value and of the priority's value carry
 logprobs whose joint probability is what `answer_probabilities` set (0.9 unless told); every other
@@ -120,8 +126,13 @@ class FakeOllama:
         seed: int | None = None,
         keep_requests: int = 256,
         logprobs_supported: bool = True,
+        parallel: int | None = None,
     ) -> None:
+        if parallel is not None and parallel < 1:
+            raise ValueError("parallel must be at least 1 (or None: no limit)")
         self.behaviour = behaviour
+        # OLLAMA_NUM_PARALLEL: chat calls answered at once, the rest wait in line (None: no limit).
+        self.parallel = parallel
         # False: an Ollama older than 0.12.11, which ignores `logprobs` and `top_logprobs`.
         self.logprobs_supported = logprobs_supported
         self.latency_s = latency_s
@@ -145,6 +156,11 @@ class FakeOllama:
         self._connections_accepted = 0
         self._in_flight = 0
         self._max_in_flight = 0
+        self._chats_answered = 0
+        self._answering = 0
+        self._max_answering = 0
+        self._line: deque[object] = deque()
+        self._gate = threading.Condition()
         self._chat_requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
         self._connections: set[socket.socket] = set()
         self._connections_gone = threading.Condition(self._lock)
@@ -171,6 +187,8 @@ class FakeOllama:
         if server is None:
             return
         self._stopping.set()
+        with self._gate:
+            self._gate.notify_all()
         server.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -263,9 +281,12 @@ class FakeOllama:
             self._fail_first_remaining = 0
             self._request_count = 0
             self._chat_count = 0
+            self._chats_answered = 0
             self._connections_accepted = 0
             self._max_in_flight = self._in_flight
             self._chat_requests.clear()
+        with self._gate:
+            self._max_answering = self._answering
 
     # -- observations ------------------------------------------------------------------------------
 
@@ -292,6 +313,18 @@ class FakeOllama:
         """The most chat requests that were being handled at the same time."""
         with self._lock:
             return self._max_in_flight
+
+    @property
+    def chats_answered(self) -> int:
+        """Chat calls answered with a 200 (a valid, invalid-JSON or schema-violating answer)."""
+        with self._lock:
+            return self._chats_answered
+
+    @property
+    def max_concurrent_answers(self) -> int:
+        """The most chat calls past the `parallel` gate at the same time (never above `parallel`)."""
+        with self._gate:
+            return self._max_answering
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -348,6 +381,32 @@ class FakeOllama:
     def _end_chat(self) -> None:
         with self._lock:
             self._in_flight -= 1
+
+    def _count_answer(self) -> None:
+        with self._lock:
+            self._chats_answered += 1
+
+    def _enter_gate(self) -> bool:
+        """Wait for a turn to answer, first come first served (`parallel`); False when the server stops first."""
+        me = object()
+        with self._gate:
+            self._line.append(me)
+            while not self._stopping.is_set():
+                limit = self.parallel
+                if self._line[0] is me and (limit is None or self._answering < limit):
+                    self._line.popleft()
+                    self._answering += 1
+                    self._max_answering = max(self._max_answering, self._answering)
+                    self._gate.notify_all()
+                    return True
+                self._gate.wait(0.1)
+            self._line.remove(me)
+            return False
+
+    def _leave_gate(self) -> None:
+        with self._gate:
+            self._answering -= 1
+            self._gate.notify_all()
 
     def _pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -464,6 +523,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, request: dict[str, Any], behaviour: Behaviour, title: str, description: str) -> None:
         fake = self.server.fake
+        if not fake._enter_gate():
+            self.close_connection = True
+            return
+        try:
+            self._answer(request, behaviour, title, description)
+        finally:
+            fake._leave_gate()
+
+    def _answer(self, request: dict[str, Any], behaviour: Behaviour, title: str, description: str) -> None:
+        fake = self.server.fake
         started = time.perf_counter_ns()
         model = str(request["model"])
         fake._pause(fake.hang_s if behaviour is Behaviour.HANG else fake._latency())
@@ -499,6 +568,7 @@ class _Handler(BaseHTTPRequestHandler):
             logprobs = _logprobs(tokens, spans, probabilities, int(request.get("top_logprobs") or 0))
         prompt_tokens = max(1, sum(len(str(m.get("content", ""))) for m in _messages(request)) // 4)
         completion_tokens = len(tokens)
+        fake._count_answer()
         if request.get("stream", True) is False:
             self._send_json(200, _final(model, content, started, prompt_tokens, completion_tokens, logprobs))
         else:
@@ -678,6 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", help="model listed by /api/tags (repeatable)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-logprobs", action="store_true", help="ignore `logprobs`, as Ollama before 0.12.11")
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="chat calls answered at once, the rest wait (OLLAMA_NUM_PARALLEL)"
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -692,12 +765,17 @@ def main(argv: list[str] | None = None) -> int:
         models=args.model or (DEFAULT_MODEL,),
         seed=args.seed,
         logprobs_supported=not args.no_logprobs,
+        parallel=args.parallel,
     )
     with fake:
         print(f"FAKE_OLLAMA_URL={fake.url}", flush=True)
         while not stop.wait(1.0):
             pass
-        print(f"served {fake.request_count} requests ({fake.chat_count} chats)", file=sys.stderr, flush=True)
+        print(
+            f"served {fake.request_count} requests ({fake.chat_count} chats), {fake.chats_answered} chats answered",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0
 
 

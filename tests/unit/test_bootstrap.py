@@ -10,6 +10,9 @@ import triage_pipeline.application as application
 from tests.unit.fakes import FakeLlm
 from triage_pipeline.application.api_keys import Authenticate
 from triage_pipeline.bootstrap import Container, WiringError
+from triage_pipeline.cli.supervisor import describe_llm_hosts
+from triage_pipeline.infrastructure.llm.host_pool import LlmHostPool
+from triage_pipeline.infrastructure.llm.host_spec import LlmHostSpec
 from triage_pipeline.infrastructure.settings import Settings
 
 UNREACHABLE_DB = "postgresql+psycopg://nobody@127.0.0.1:9/none"
@@ -70,3 +73,17 @@ def test_a_constructor_parameter_nobody_provides_is_named_in_the_error() -> None
     container = Container(Settings(), database_url=UNREACHABLE_DB)
     with pytest.raises(WiringError, match="NeedsAStranger needs `stranger`"):
         container.use(NeedsAStranger)
+
+
+def test_the_default_llm_is_a_host_pool_over_llm_base_url() -> None:
+    settings = Settings(llm_base_url="http://gpu-a:11434#8,http://gpu-b:11434", llm_concurrency=4, llm_model="m:1")
+    container = Container(settings, database_url=UNREACHABLE_DB)
+    try:
+        llm = container.llm
+        assert isinstance(llm, LlmHostPool)
+        assert llm.model == "m:1"
+        assert llm.hosts == [LlmHostSpec("http://gpu-a:11434", 8), LlmHostSpec("http://gpu-b:11434", 4)]
+        assert container.llm_hosts == llm.hosts
+    finally:
+        container.close()
+    assert describe_llm_hosts(settings) == "2 hosts: http://gpu-a:11434 (8 at once), http://gpu-b:11434 (4 at once)"

@@ -73,6 +73,13 @@ def seed_starter_examples(settings: Settings, database_url: str) -> str:
     return "shipped starter examples already imported (shared bank)"
 
 
+def describe_llm_hosts(settings: Settings) -> str:
+    """The LLM hosts for the console: `http://gpu-a:11434 (8 at once), http://gpu-b:11434 (4 at once)`."""
+    hosts = settings.llm_hosts()
+    listed = ", ".join(f"{host.url} ({host.concurrency} at once)" for host in hosts)
+    return listed if len(hosts) == 1 else f"{len(hosts)} hosts: {listed}"
+
+
 @dataclass
 class Supervisor:
     """Starts every part in order and stops them in reverse order."""
@@ -153,7 +160,7 @@ class Supervisor:
                 "(demo quality, not production triage: set LLM_BASE_URL to an Ollama for real use)"
             )
         else:
-            print(f"LLM           {llm_url}, model {s.llm_model}")
+            print(f"LLM           {describe_llm_hosts(s)}, model {s.llm_model}")
         env["LLM_BASE_URL"] = llm_url
 
         bin_dir = Path(sys.executable).parent

@@ -8,7 +8,8 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from triage_pipeline.bootstrap import Container
-from triage_pipeline.infrastructure.llm.ollama_client import OllamaClient
+from triage_pipeline.infrastructure.llm.host_pool import LlmHostPool
+from triage_pipeline.infrastructure.llm.host_spec import parse_llm_hosts
 from triage_pipeline.infrastructure.settings import Settings, load_settings
 
 # Sensor and schedule ticks run every few seconds in the long-lived code server: they share one
@@ -25,7 +26,8 @@ class DatabaseResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 class LlmResource(ConfigurableResource):  # type: ignore[type-arg]
-    """The Ollama-protocol LLM; empty values fall back to LLM_BASE_URL / LLM_MODEL."""
+    """The Ollama-protocol LLM; empty values fall back to LLM_BASE_URL / LLM_MODEL. `base_url` takes what
+    LLM_BASE_URL takes: one URL or a host list (`http://gpu-a:11434#8,http://gpu-b:11434#4`)."""
 
     base_url: str = ""
     model: str = ""
@@ -41,13 +43,18 @@ class TriageServices(ConfigurableResource):  # type: ignore[type-arg]
     _container: Container | None = PrivateAttr(default=None)
 
     def _build_container(self, settings: Settings) -> Container:
-        client = OllamaClient(
-            base_url=self.llm.base_url or settings.effective_llm_base_url(),
-            model=self.llm.model or settings.llm_model,
+        hosts = (
+            parse_llm_hosts(self.llm.base_url, default_concurrency=settings.llm_concurrency)
+            if self.llm.base_url
+            else settings.llm_hosts()
+        )
+        pool = LlmHostPool(
+            hosts,
+            self.llm.model or settings.llm_model,
             connect_timeout_s=self.llm.connect_timeout_s,
             read_timeout_s=self.llm.read_timeout_s,
         )
-        return Container(settings, database_url=self.database.url or None, llm=client)
+        return Container(settings, database_url=self.database.url or None, llm=pool, llm_hosts=hosts)
 
     def _tick_container(self) -> Container:
         key = (

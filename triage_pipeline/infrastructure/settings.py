@@ -6,7 +6,6 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import (
-    AnyHttpUrl,
     Field,
     PostgresDsn,
     SecretStr,
@@ -16,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from triage_pipeline.infrastructure.llm.host_spec import LlmHostSpec, normalise_llm_hosts, parse_llm_hosts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
     db_password: SecretStr = SecretStr("")
     db_name: str = "triage"
 
-    llm_base_url: AnyHttpUrl | None = None
+    # One Ollama base URL, or a comma-separated list of hosts each with an optional `#N` concurrency
+    # (`http://gpu-a:11434#8,http://gpu-b:11434#4`); stored written canonically. See `llm_hosts()`.
+    llm_base_url: str | None = None
     llm_model: str = Field(default="smollm2:135m", min_length=1)
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     llm_read_timeout_s: float = Field(default=60.0, gt=0)
@@ -193,6 +196,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_hosts_are_well_formed(cls, value: str | None) -> str | None:
+        # HostSpecError is a ValueError: load_settings reports it as `LLM_BASE_URL: <the bad entry>`.
+        return None if value is None else normalise_llm_hosts(value)
+
     def configured_database_url(self) -> str | None:
         """DATABASE_URL if set, else one built from DB_*, else None (the embedded server is used)."""
         if self.database_url is not None:
@@ -204,10 +213,15 @@ class Settings(BaseSettings):
         return None
 
     def effective_llm_base_url(self) -> str:
-        """LLM_BASE_URL, or the offline default server that `make run` starts on loopback."""
+        """LLM_BASE_URL as validated (one URL, or the host list with its `#N`s), or the offline default server
+        that `make run` starts on loopback; what a child process is given as its LLM_BASE_URL."""
         if self.llm_base_url is not None:
-            return str(self.llm_base_url).rstrip("/")
+            return self.llm_base_url
         return f"http://127.0.0.1:{self.offline_llm_port}"
+
+    def llm_hosts(self) -> list[LlmHostSpec]:
+        """The LLM hosts, each with its concurrency: its `#N`, else LLM_CONCURRENCY."""
+        return parse_llm_hosts(self.effective_llm_base_url(), default_concurrency=self.llm_concurrency)
 
 
 def sqlalchemy_url(url: str) -> str:

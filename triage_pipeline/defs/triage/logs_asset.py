@@ -21,6 +21,7 @@ from dagster import (
 from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
 from triage_pipeline.application.recovery import CountExpiredLeases, ExpiredLeasesQuery
 from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.llm_hosts import llm_hosts
 from triage_pipeline.defs.triage.log_report import report_metadata, review_share_rows, review_share_table
 from triage_pipeline.defs.triage.ops import TRIAGE_LOGS_ASSET
 
@@ -115,10 +116,10 @@ def last_batch_review_share(services: TriageServices) -> AssetCheckResult:
     )
 
 
-# One light step: in process whatever TRIAGE_EXECUTOR is (it needs no worker).
+# One light step: in process whatever TRIAGE_EXECUTOR is (it needs no worker). With the LLM hosts' check.
 triage_health_checks = define_asset_job(
     "triage_health_checks",
-    selection=AssetSelection.checks_for_assets(triage_job_logs),
+    selection=AssetSelection.checks_for_assets(triage_job_logs, llm_hosts.key),
     executor_def=in_process_executor,
 )
 triage_health_checks_schedule = ScheduleDefinition(

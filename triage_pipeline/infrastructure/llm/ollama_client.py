@@ -2,8 +2,10 @@
 
 Every failure is raised as a classified `LlmError`:
 
-- connection refused / reset / dropped, DNS failure, connect timeout -> `LlmUnavailable`
-  (a connect timeout means the server could not be reached, not that it was slow to answer);
+- connection refused, DNS failure, connect timeout -> `ConnectFailed`, an `LlmUnavailable`: the request
+  never reached the server (a connect timeout means it could not be reached, not that it was slow to
+  answer), so the host pool may send it to another host;
+- connection reset or dropped after the request was sent -> `LlmUnavailable`: the server had it;
 - no response within the read (or write) timeout -> `LlmTimeout`;
 - HTTP status >= 400 -> `LlmHttpError` with the status code, or `ModelNotFound` for Ollama's
   404 "model ... not found" (the message says to `ollama pull` it);
@@ -48,6 +50,14 @@ _ERROR_BODY_MAX_CHARS = 4000
 # Most likely tokens per position asked of the server. Only the chosen tokens' logprobs are read
 # and the alternatives are not stored yet: a small number keeps the response small.
 TOP_LOGPROBS = 5
+
+
+class ConnectFailed(LlmUnavailable):
+    """The request never reached the server: connection refused, DNS failure, TLS or connect timeout.
+
+    Nothing was sent, so nothing ran: the host pool (`host_pool.py`) takes the host out and sends the same
+    call to another host. Its `error_class` stays `unavailable`.
+    """
 
 
 class OllamaClient:
@@ -186,14 +196,17 @@ class OllamaClient:
         try:
             response = self._http.request(method, path, json=payload)
         except httpx.ConnectTimeout as exc:
-            raise LlmUnavailable(f"could not connect to Ollama at {url} in time: {exc}") from exc
+            raise ConnectFailed(f"could not connect to Ollama at {url} in time: {exc}") from exc
+        except httpx.ConnectError as exc:
+            # Refused, DNS, TLS handshake: raised before the request's first byte left.
+            raise ConnectFailed(f"Ollama at {url} is unavailable: {type(exc).__name__}: {exc or 'no detail'}") from exc
         except httpx.TimeoutException as exc:
             raise LlmTimeout(
                 f"Ollama at {url} did not answer within the timeout ({self._read_timeout_s:g} s read): "
                 f"{type(exc).__name__}"
             ) from exc
         except httpx.RequestError as exc:
-            # Refused, reset, dropped mid-request (RemoteProtocolError), DNS, TLS: the server is not usable.
+            # Reset or dropped after the request was sent (ReadError, RemoteProtocolError): the server had it.
             raise LlmUnavailable(f"Ollama at {url} is unavailable: {type(exc).__name__}: {exc or 'no detail'}") from exc
         if response.status_code >= 400:
             raise self._http_error(response, url)
