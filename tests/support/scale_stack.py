@@ -42,7 +42,8 @@ class Process:
     log_file: IO[bytes]
 
     def log(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
