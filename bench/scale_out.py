@@ -99,7 +99,7 @@ def triage_once(pg: Postgres, hosts: int, n: int, tag: str) -> ScaleRun:
     result = ScaleRun(hosts, n, processing, run_s, {str(k): v for k, v in per_host.items()}, per_worker)
     say(
         f"  processing {processing:.2f} s (limit {result.limit_s:.2f} s), run {run_s:.2f} s, "
-        f"calls per host {result.per_host}, chunks per worker {per_worker}"
+        f"calls per host {result.per_host}, steps per worker {per_worker}"
     )
     return result
 
@@ -123,7 +123,8 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
                 f">= {TARGET_FRACTION:.0%}" if result.hosts == 2 else "-",
                 ratio >= TARGET_FRACTION if result.hosts == 2 else None,
                 f"run {result.run_s:.1f} s end to end; calls per host "
-                f"{sorted(result.per_host.values(), reverse=True)}; chunks per worker {result.per_worker}",
+                f"{sorted(result.per_host.values(), reverse=True)}; Dagster steps per worker (plan, chunks, "
+                f"finish) {result.per_worker}",
             )
         )
     scaling = one.processing_s / two.processing_s

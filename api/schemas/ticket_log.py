@@ -29,5 +29,8 @@ class TriageAttemptOut(BaseModel):
     confidence: dict[str, Any] | None = Field(
         description="How the stored answer's confidence was computed; null for an attempt without an answer."
     )
+    llm_host: str | None = Field(
+        default=None, description="The LLM host (base URL) the call went to; null when no host was tried."
+    )
     started_at: datetime
     finished_at: datetime

@@ -278,6 +278,7 @@ def test_logs_list_every_attempt_with_its_outcome(client: TestClient, container:
         "finished_at",
         "example_ids",
         "confidence",
+        "llm_host",
     }
     assert (logs[1]["model"], logs[1]["prompt_tokens"], logs[1]["completion_tokens"]) == ("fake-model", 10, 5)
     assert logs[1]["prompt_version"] == 1

@@ -153,7 +153,9 @@ class ScaleStack:
     def start_worker(self) -> Process:
         """A `triage worker` (solo pool: one chunk at a time), ready once Celery says so."""
         name = f"worker-{len(self.workers)}"
-        worker = self._spawn(name, [str(TRIAGE), "worker", "--name", f"{name}@scale-stack"], self.env())
+        # INFO whatever LOG_LEVEL: readiness and the tasks each worker ran are read from these lines.
+        argv = [str(TRIAGE), "worker", "--name", f"{name}@scale-stack", "--loglevel", "INFO"]
+        worker = self._spawn(name, argv, self.env())
         _wait_for(lambda: " ready." in worker.log(), worker, 60)
         self.workers.append(worker)
         return worker

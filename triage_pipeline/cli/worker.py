@@ -28,10 +28,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     os.environ.update(database_env(resolve_database_url(settings), settings.dagster_db_name))
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    from triage_pipeline.defs.triage.celery_app import build_app
+    # The module's app (built on import from the same settings): a second app would register the
+    # step task twice.
+    from triage_pipeline.defs.triage.celery_app import app
 
     name = args.name or f"triage-{os.getpid()}@{socket.gethostname()}"
-    build_app(settings).worker_main(
+    app.worker_main(
         [
             "worker",
             "--pool=solo",
