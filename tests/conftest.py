@@ -33,6 +33,7 @@ APP_TABLES = (
     "triage_jobs",
     "triage_job_batches",
     "tickets",
+    "pipeline_step_outputs",
 )
 
 

@@ -9,6 +9,7 @@ import warnings
 
 from dagster import BetaWarning, Definitions, colored_console_logger
 
+from triage_pipeline.defs.io_manager import PostgresOutputsIOManager
 from triage_pipeline.defs.quality.prompt_evaluation import prompt_evaluation, prompt_evaluation_job
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
 from triage_pipeline.defs.triage.executors import triage_executor
@@ -48,7 +49,9 @@ def build_definitions(settings: Settings) -> Definitions:
                 llm=LlmResource(
                     connect_timeout_s=settings.llm_connect_timeout_s, read_timeout_s=settings.llm_read_timeout_s
                 ),
-            )
+            ),
+            # Steps on other machines (Celery workers, Kubernetes jobs) pass their outputs through PostgreSQL.
+            **({"io_manager": PostgresOutputsIOManager()} if settings.triage_executor in ("celery", "k8s") else {}),
         },
     )
 

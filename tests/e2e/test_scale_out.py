@@ -111,5 +111,9 @@ def test_two_workers_and_two_hosts_triage_a_batch_through_a_worker_and_a_host_ki
     assert any(log.error_class == "worker_lost" for log in logs)
     hosts = Counter(log.llm_host for log in logs if log.outcome == "SUCCEEDED")
     assert len(hosts) == 2, hosts
+    # The steps passed their outputs through PostgreSQL, not the local disk a worker on another machine lacks.
+    storage = tmp_path / "dagster_home" / "storage"
+    on_disk = [p for p in storage.rglob("*") if p.is_file() and {"plan_batch", "chunks"} & set(p.parts)]
+    assert on_disk == []
     # Chunks ran on both workers: the survivor also ran the chunk the dead one held.
     assert tasks_in_progress(survivor) == 0 and survivor.log().count("] received") >= 2

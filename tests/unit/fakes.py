@@ -201,6 +201,9 @@ class MemJobs:
     def oldest_eligible_created_at(self) -> datetime | None:
         return None
 
+    def get_many(self, job_ids: Sequence[UUID]) -> list[TriageJob]:
+        return [self.d.jobs[j] for j in job_ids if j in self.d.jobs]
+
     def find_expired_leases(self, now: datetime, lease: timedelta) -> list[TriageJob]:
         return [j for j in self.d.jobs.values() if j.lease_expired(now, lease)]
 
@@ -214,11 +217,11 @@ class MemJobs:
             if (wanted is None or j.id in wanted) and j.presumed_dead(now, lease, heartbeat_timeout)
         ]
 
-    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
+    def heartbeat(self, attempts: Sequence[tuple[UUID, int]], now: datetime) -> int:
         beaten = 0
-        for job_id in job_ids:
+        for job_id, attempt in attempts:
             job = self.d.jobs.get(job_id)
-            if job is not None and job.status is TriageJobStatus.RUNNING:
+            if job is not None and job.status is TriageJobStatus.RUNNING and job.attempts == attempt:
                 self.d.jobs[job_id] = replace(job, heartbeat_at=now)
                 beaten += 1
         return beaten

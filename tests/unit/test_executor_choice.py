@@ -20,7 +20,7 @@ def test_the_definitions_load_with_every_executor_and_only_the_triage_job_uses_i
     assert definitions.resolve_job_def("prompt_evaluation_job").executor_def.name == "in_process"
 
 
-def test_celery_tasks_survive_a_dead_worker_and_come_back_within_the_visibility_timeout() -> None:
+def test_celery_acknowledges_late_and_sweeps_unacked_tasks_within_the_visibility_timeout() -> None:
     config = celery_config(Settings(celery_broker_url=BROKER, celery_visibility_timeout_s=40))
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert config["worker_prefetch_multiplier"] == 1

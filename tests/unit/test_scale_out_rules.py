@@ -50,9 +50,14 @@ def test_a_batch_gets_at_least_one_chunk_per_worker() -> None:
     assert [len(c) for c in split_into_chunks(list(range(1000)), 1000, 4)] == [250] * 4
 
 
+def test_the_chunks_are_a_multiple_of_the_workers_so_they_finish_their_last_round_together() -> None:
+    assert chunk_count(1000, 200, 4) == 8
+    assert [len(c) for c in split_into_chunks(list(range(1000)), 200, 4)] == [125] * 8
+
+
 def test_no_chunk_is_larger_than_jobs_per_chunk_and_sizes_differ_by_one_at_most() -> None:
     chunks = split_into_chunks(list(range(1001)), 100, 2)
-    assert len(chunks) == 11
+    assert len(chunks) == 12
     assert max(len(c) for c in chunks) <= 100
     assert max(len(c) for c in chunks) - min(len(c) for c in chunks) <= 1
     assert [item for chunk in chunks for item in chunk] == list(range(1001))
@@ -180,3 +185,17 @@ def test_recovery_fails_a_silent_workers_jobs_without_waiting_for_the_lease(uow:
     assert uow.store.jobs[jobs[0].id].is_eligible
     assert uow.store.jobs[jobs[1].id].status is TriageJobStatus.RUNNING
     assert [log.error_class for log in uow.store.logs] == [WORKER_LOST]
+
+
+def test_an_old_attempts_heartbeat_does_not_keep_a_newer_attempt_alive(uow: FakeUowFactory) -> None:
+    jobs, _ = claimed_batch(uow, 1)
+    job = jobs[0]
+    first = job.start(T0, heartbeat=True)
+    # The first attempt's worker was presumed dead; another worker started the job again.
+    second = first.fail("worker_lost", T0).start(T0 + timedelta(seconds=40), heartbeat=True)
+    uow.store.jobs[job.id] = second
+    with uow() as unit:
+        assert unit.jobs.heartbeat([(job.id, first.attempts)], T0 + timedelta(seconds=50)) == 0
+        assert unit.jobs.heartbeat([(job.id, second.attempts)], T0 + timedelta(seconds=50)) == 1
+        unit.commit()
+    assert uow.store.jobs[job.id].heartbeat_at == T0 + timedelta(seconds=50)

@@ -13,6 +13,7 @@ batch is then closed when:
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -59,20 +60,10 @@ class RecoverStuckWork:
     def execute(self, command: RecoverCommand) -> RecoveryReport:
         """Recover the jobs of dead workers and close batches that can be closed."""
         now = self._clock.now()
-        recovered = 0
-        dead_batches: set[UUID] = set()
-        with self._uow() as uow:
-            candidates = uow.jobs.find_presumed_dead(now, command.lease, command.heartbeat_timeout)
-        for candidate in candidates:
-            with self._uow() as uow:
-                job = uow.jobs.get(candidate.id, for_update=True)
-                if job is None or not job.presumed_dead(now, command.lease, command.heartbeat_timeout):
-                    continue
-                batch_id = fail_dead_attempt(uow, job, now, command.lease, command.heartbeat_timeout)
-                uow.commit()
-                recovered += 1
-                if batch_id is not None:
-                    dead_batches.add(batch_id)
+        recovered = fail_presumed_dead(self._uow, now, command.lease, command.heartbeat_timeout)
+        # A run whose lease ran out is dead. A worker whose heartbeat stopped is not its run: the run may be
+        # waiting for the chunk to be run again by another worker, so its batch stays open for it.
+        dead_batches = {batch_id for batch_id, reason in recovered.values() if batch_id and reason == LEASE_EXPIRED}
 
         finished = abandoned = released = 0
         with self._uow() as uow:
@@ -108,18 +99,46 @@ class RecoverStuckWork:
                 uow.commit()
                 finished += 1
         return RecoveryReport(
-            jobs_recovered=recovered, batches_finished=finished, batches_abandoned=abandoned, jobs_released=released
+            jobs_recovered=len(recovered),
+            batches_finished=finished,
+            batches_abandoned=abandoned,
+            jobs_released=released,
         )
+
+
+def fail_presumed_dead(
+    uow_factory: UnitOfWorkFactory,
+    now: datetime,
+    lease: timedelta,
+    heartbeat_timeout: timedelta,
+    job_ids: Sequence[UUID] | None = None,
+) -> dict[UUID, tuple[UUID | None, str]]:
+    """Fail the attempts of the RUNNING jobs (among `job_ids`, if given) whose worker is presumed dead.
+
+    Each in its own transaction, re-checked under its row lock (its worker may have recorded it meanwhile).
+    Returns, per job failed, its batch and the reason (`lease_expired` or `worker_lost`).
+    """
+    failed: dict[UUID, tuple[UUID | None, str]] = {}
+    with uow_factory() as uow:
+        candidates = uow.jobs.find_presumed_dead(now, lease, heartbeat_timeout, job_ids)
+    for candidate in candidates:
+        with uow_factory() as uow:
+            job = uow.jobs.get(candidate.id, for_update=True)
+            if job is None or not job.presumed_dead(now, lease, heartbeat_timeout):
+                continue
+            failed[job.id] = fail_dead_attempt(uow, job, now, lease, heartbeat_timeout)
+            uow.commit()
+    return failed
 
 
 def fail_dead_attempt(
     uow: UnitOfWork, job: TriageJob, now: datetime, lease: timedelta, heartbeat_timeout: timedelta
-) -> UUID | None:
+) -> tuple[UUID | None, str]:
     """Fail the attempt of a job whose worker is presumed dead (the caller holds its row lock and commits).
 
     The attempt counts (the LLM may have been asked); the job is eligible again while attempts remain.
     Its ticket, batch item, log row and (when it was the last attempt) `ticket.triage_failed` event are
-    written with it. Returns the batch that held the job, if any.
+    written with it. Returns the batch that held the job (if any) and the reason.
     """
     if job.lease_expired(now, lease):
         error_class, message = LEASE_EXPIRED, f"no result within the lease of {lease}; the worker is presumed dead"
@@ -161,7 +180,7 @@ def fail_dead_attempt(
         "recovered a job whose worker is presumed dead",
         extra={"job_id": job.id, "batch_id": batch_id, "fields": {"reason": error_class}},
     )
-    return batch_id
+    return batch_id, error_class
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,10 @@ class TriageJobRepository(Protocol):
 
     def update(self, job: TriageJob) -> None: ...
 
+    def get_many(self, job_ids: Sequence[UUID]) -> list[TriageJob]:
+        """The jobs of these ids that exist (no lock)."""
+        ...
+
     def get_many_with_tickets(
         self, job_ids: Sequence[UUID], *, for_update: bool = False
     ) -> list[tuple[TriageJob, Ticket]]:
@@ -161,8 +165,9 @@ class TriageJobRepository(Protocol):
         """RUNNING jobs whose worker is presumed dead (`TriageJob.presumed_dead`), among `job_ids` if given."""
         ...
 
-    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
-        """Renew the heartbeat of those of these jobs that are RUNNING; how many were."""
+    def heartbeat(self, attempts: Sequence[tuple[UUID, int]], now: datetime) -> int:
+        """Renew the heartbeat of these (job id, attempt) pairs whose job is still RUNNING in that attempt; how
+        many were (an attempt failed and restarted elsewhere meanwhile is not renewed by its old worker)."""
         ...
 
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None: ...

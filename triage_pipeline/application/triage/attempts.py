@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from triage_pipeline.application.recovery import fail_dead_attempt
+from triage_pipeline.application.recovery import fail_presumed_dead
 from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.confidence import SettledAnswer, settle_answer
 from triage_pipeline.domain.example import TriageExample
@@ -146,30 +146,15 @@ class TriageAttempts:
             return Attempt(started, None, exc, int((time.monotonic() - clock_start) * 1000), prompt_name)
         return Attempt(started, answer, None, int((time.monotonic() - clock_start) * 1000), prompt_name)
 
-    def heartbeat(self, job_ids: Sequence[UUID]) -> None:
-        """Renew the heartbeat of these jobs (those still RUNNING), in a transaction of its own."""
+    def heartbeat(self, attempts: Sequence[tuple[UUID, int]]) -> None:
+        """Renew the heartbeat of these (job, attempt) pairs still RUNNING in that attempt, in a transaction."""
         with self._uow() as uow:
-            uow.jobs.heartbeat(job_ids, self._clock.now())
+            uow.jobs.heartbeat(attempts, self._clock.now())
             uow.commit()
 
     def fail_dead(self, job_ids: Sequence[UUID], lease: timedelta, heartbeat_timeout: timedelta) -> list[UUID]:
-        """Fail the attempts of those of these jobs whose worker is presumed dead; their ids.
-
-        Each in its own transaction, re-checked under its row lock (its worker may have recorded it meanwhile).
-        """
-        failed: list[UUID] = []
-        now = self._clock.now()
-        with self._uow() as uow:
-            candidates = uow.jobs.find_presumed_dead(now, lease, heartbeat_timeout, job_ids)
-        for candidate in candidates:
-            with self._uow() as uow:
-                job = uow.jobs.get(candidate.id, for_update=True)
-                if job is None or not job.presumed_dead(now, lease, heartbeat_timeout):
-                    continue
-                fail_dead_attempt(uow, job, now, lease, heartbeat_timeout)
-                uow.commit()
-                failed.append(job.id)
-        return failed
+        """Fail the attempts of those of these jobs whose worker is presumed dead; their ids."""
+        return list(fail_presumed_dead(self._uow, self._clock.now(), lease, heartbeat_timeout, job_ids))
 
     def record_alone(self, attempt: Attempt, batch_id: UUID | None) -> TriageResult:
         """Record one attempt in its own transaction.

@@ -114,31 +114,31 @@ class TriageJobs:
         """Jobs of the list that another worker was running: wait for it, or take them over once it is dead.
 
         Only jobs whose worker sends heartbeats are waited for (a dead one is known within the heartbeat
-        timeout); a live worker's jobs end by themselves and are left to it.
+        timeout); a live worker's jobs end by themselves and are left to it. A job failed meanwhile (by that
+        worker, or by the recovery sensor) with attempts left is triaged here.
         """
-        adopted: list[TriageResult] = []
+        adopted: dict[UUID, TriageResult] = {}
         waiting = [job_id for job_id, result in results.items() if result.outcome is TriageOutcome.SKIPPED]
         while waiting:
             with self._uow() as uow:
-                running = [
-                    job
-                    for job, _ in uow.jobs.get_many_with_tickets(waiting)
-                    if job.status is TriageJobStatus.RUNNING and job.heartbeat_at is not None
-                ]
-            if not running:
-                break
-            dead = self._attempts.fail_dead([job.id for job in running], liveness.lease, liveness.heartbeat_timeout)
-            if dead:
+                jobs = uow.jobs.get_many(waiting)
+            running = [job for job in jobs if job.status is TriageJobStatus.RUNNING and job.heartbeat_at is not None]
+            dead = set(
+                self._attempts.fail_dead([job.id for job in running], liveness.lease, liveness.heartbeat_timeout)
+            )
+            retry = [job.id for job in jobs if job.id in dead or job.is_eligible]
+            if retry:
                 logger.warning(
                     "took over the jobs of a dead worker",
-                    extra={"batch_id": command.batch_id, "fields": {"jobs": len(dead)}},
+                    extra={"batch_id": command.batch_id, "fields": {"jobs": len(retry), "failed_here": len(dead)}},
                 )
-                retry = replace(command, job_ids=dead, liveness=None)
-                adopted.extend(_Coordinator(self._attempts, retry, prompt, calibration, retrieve).run())
-            waiting = [job.id for job in running if job.id not in set(dead)]
+                rerun = replace(command, job_ids=retry)
+                for result in _Coordinator(self._attempts, rerun, prompt, calibration, retrieve).run():
+                    adopted[result.job_id] = result
+            waiting = [job.id for job in running if job.id not in dead]
             if waiting:
                 time.sleep(liveness.heartbeat_interval.total_seconds())
-        return adopted
+        return list(adopted.values())
 
 
 # Jobs started ahead of a free LLM slot, as a fraction of the concurrency: a slot whose call ends takes
@@ -175,7 +175,7 @@ class _Coordinator:
         self._ready: queue.SimpleQueue[tuple[int, Started] | None] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[tuple[int, Attempt]] = queue.SimpleQueue()
         # Jobs started and not yet recorded, whose heartbeat this worker renews.
-        self._holding: set[UUID] = set()
+        self._holding: dict[UUID, int] = {}  # job id -> its attempt
         self._holding_lock = threading.Lock()
 
     def run(self) -> list[TriageResult]:
@@ -183,7 +183,8 @@ class _Coordinator:
         most_running = limit + math.ceil(limit * START_AHEAD)
         pending = deque(range(len(self._job_ids)))
         running = 0  # started and not yet recorded: waiting for a slot, being asked, or just ended
-        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="triage") as pool, self._heartbeats():
+        # Heartbeats outlive the pool: its threads finish the jobs already started even when this loop fails.
+        with self._heartbeats(), ThreadPoolExecutor(max_workers=limit, thread_name_prefix="triage") as pool:
             for _ in range(limit):
                 pool.submit(self._work)
             try:
@@ -217,8 +218,9 @@ class _Coordinator:
         if self._command.liveness is None:
             return
         with self._holding_lock:
-            self._holding.difference_update(attempt.started.job.id for _, attempt in ended)
-            self._holding.update(run.job.id for _, run in started)
+            for _, attempt in ended:
+                self._holding.pop(attempt.started.job.id, None)
+            self._holding.update((run.job.id, run.job.attempts) for _, run in started)
 
     @contextmanager
     def _heartbeats(self) -> Iterator[None]:
@@ -235,7 +237,7 @@ class _Coordinator:
         def beat() -> None:
             while not stop.wait(liveness.heartbeat_interval.total_seconds()):
                 with self._holding_lock:
-                    held = list(self._holding)
+                    held = list(self._holding.items())
                 if not held:
                     continue
                 try:
@@ -249,7 +251,8 @@ class _Coordinator:
             yield
         finally:
             stop.set()
-            thread.join()
+            # A beat stuck on an unreachable database must not hold the step: the thread is a daemon.
+            thread.join(timeout=liveness.heartbeat_interval.total_seconds())
 
     def _work(self) -> None:
         """A pool thread: ask the LLM about started jobs, one at a time, until told to stop."""

@@ -392,3 +392,16 @@ class WebhookDeliveryAttemptRow(Timestamped, Base):
     error: Mapped[str | None] = mapped_column(String(500))
     response_excerpt: Mapped[str | None] = mapped_column(String(1000))
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class PipelineStepOutputRow(Base):
+    """Table `pipeline_step_outputs`: a Dagster step's output when steps run on several machines
+    (`defs.io_manager`); `key` is Dagster's identifier of the output, joined with '/'."""
+
+    __tablename__ = "pipeline_step_outputs"
+    __table_args__ = (Index("ix_pipeline_step_outputs_created", "created_at"),)
+
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

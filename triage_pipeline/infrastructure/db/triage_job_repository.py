@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,13 @@ _CLAIM = (
 )
 
 
+# One statement for every (job, attempt) a worker holds: renewed only while the job is RUNNING in that attempt.
+_HEARTBEAT = text(
+    "UPDATE triage_jobs AS j SET heartbeat_at = :now FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) "
+    "AS h(id, attempts) WHERE j.id = h.id AND j.attempts = h.attempts AND j.status = 'RUNNING'"
+)
+
+
 class SqlTriageJobRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -71,6 +78,13 @@ class SqlTriageJobRepository:
             query = query.with_for_update()
         row = self._session.scalars(query).one_or_none()
         return job_from_row(row) if row else None
+
+    def get_many(self, job_ids: Sequence[UUID]) -> list[TriageJob]:
+        if not job_ids:
+            return []
+        return [
+            job_from_row(r) for r in self._session.scalars(select(TriageJobRow).where(TriageJobRow.id.in_(job_ids)))
+        ]
 
     def get_many_with_tickets(
         self, job_ids: Sequence[UUID], *, for_update: bool = False
@@ -149,15 +163,13 @@ class SqlTriageJobRepository:
             query = query.where(TriageJobRow.id.in_(list(job_ids)))
         return [job_from_row(r) for r in self._session.scalars(query)]
 
-    def heartbeat(self, job_ids: Sequence[UUID], now: datetime) -> int:
-        if not job_ids:
+    def heartbeat(self, attempts: Sequence[tuple[UUID, int]], now: datetime) -> int:
+        if not attempts:
             return 0
-        result = self._session.execute(
-            update(TriageJobRow)
-            .where(TriageJobRow.id.in_(list(job_ids)), TriageJobRow.status == TriageJobStatus.RUNNING.value)
-            .values(heartbeat_at=now)
+        result = self._session.connection().execute(
+            _HEARTBEAT, {"ids": [job_id for job_id, _ in attempts], "attempts": [n for _, n in attempts], "now": now}
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return int(result.rowcount or 0)
 
     def latest_for_ticket(self, ticket_id: UUID) -> TriageJob | None:
         row = self._session.scalars(
