@@ -2,8 +2,9 @@
 
 Start as many as the LLM hosts can keep busy, on any machine that reaches the broker, the database and the
 LLM hosts (README "Scaling out"). Each worker process runs one step at a time (`--pool solo`: a chunk's
-parallelism is its own pool of LLM calls); a worker killed mid-chunk loses nothing: its task goes back to
-the queue, and the chunk, run again, takes over the dead worker's jobs.
+parallelism is its own pool of LLM calls); a worker killed mid-chunk loses nothing: the chunk is acknowledged
+only once it has run, so the broker hands it to another worker after CELERY_VISIBILITY_TIMEOUT_S, and the
+chunk, run again, takes over the dead worker's jobs. SIGTERM finishes the running chunk first.
 
 The worker reads the same settings as the rest of the service. With no DATABASE_URL / DB_* it uses the
 embedded server of `triage run` on this machine, and exports the DB_* variables Dagster's instance

@@ -79,9 +79,9 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     # Celery's result backend; empty: the broker's URL.
     celery_backend_url: str | None = None
-    # A chunk whose worker died without a word is handed to another worker after this long (the broker's
-    # visibility timeout, with late acknowledgement). Longer than the longest chunk, or a slow chunk is
-    # handed out twice (harmless: the second waits for the first's jobs, but it wastes a worker).
+    # A chunk whose worker died is handed to another worker after this long (the broker's visibility timeout,
+    # with late acknowledgement). Make it longer than the longest chunk, or a slow chunk is handed out twice:
+    # no job is started twice (row locks), the copy waits for the live worker's jobs, but it holds a worker.
     celery_visibility_timeout_s: int = Field(default=300, ge=10)
     # The Kubernetes executor's image of the user code (the Helm chart's user deployment image).
     k8s_job_image: str | None = None
