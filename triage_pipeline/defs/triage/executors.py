@@ -57,8 +57,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     A step's task is acknowledged only once it has run (`task_acks_late`): a worker killed mid-chunk (SIGKILL,
     out of memory, its machine lost) loses no chunk; the broker hands the task to another worker after its
     visibility timeout. (`task_reject_on_worker_lost` gives it back at once when a prefork child dies under a
-    live worker; `triage worker` runs the solo pool, where the worker is the process that dies.) One task at a time per worker process (`prefetch 1`): a chunk
-    waits in the queue for a free worker instead of behind a busy one.
+    live worker; `triage worker` runs the solo pool, where the worker is the process that dies.) One task at a
+    time per worker process (`prefetch 1`): a chunk waits in the queue for a free worker instead of behind a
+    busy one.
     """
     visibility = settings.celery_visibility_timeout_s
     transport = {
