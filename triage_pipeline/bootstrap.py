@@ -16,7 +16,7 @@ from typing import Any, cast, get_type_hints
 from sqlalchemy import Engine, text
 
 from triage_pipeline.application.webhooks.options import WebhookOptions
-from triage_pipeline.domain.ports import Clock, LlmGateway
+from triage_pipeline.domain.ports import Clock, LlmGateway, LlmHostsHealth
 from triage_pipeline.domain.webhook_ports import SecretBox
 from triage_pipeline.infrastructure.clock import SystemClock
 from triage_pipeline.infrastructure.database import resolve_database_url
@@ -98,6 +98,11 @@ class Container:
         """Reachability of each LLM host, for health views (asks the hosts; a short cache)."""
         return LlmHostsProbe(self.llm_hosts)
 
+    @property
+    def llm_hosts_health(self) -> LlmHostsHealth:
+        """The probe of the LLM hosts as the application's port (`CheckLlmHosts`)."""
+        return self.llm_hosts_probe
+
     @cached_property
     def _dependencies(self) -> dict[str, Callable[[], object]]:
         """Constructor parameters by name; each built on first use (the database only when asked for)."""
@@ -106,6 +111,7 @@ class Container:
             "uow": lambda: self.uow,
             "clock": lambda: self.clock,
             "llm": lambda: self.llm,
+            "llm_hosts_health": lambda: self.llm_hosts_health,
             "schema_for": lambda: answer_json_schema,
             "admin_token": lambda: admin.get_secret_value() if admin is not None else None,
             "secret_box": lambda: self.secret_box,

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from tests.e2e.conftest import ticket_body
 from tests.support.auth import ADMIN_API_KEY, ADMIN_HEADERS, bearer
+from tests.support.fake_ollama import FakeOllama
 from tests.support.live_server import live_api
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.bootstrap import Container
@@ -86,14 +87,13 @@ def test_200_concurrent_posts_sharing_external_ids_create_one_ticket_per_owner_a
 
 
 def test_batches_created_at_the_same_moment_by_the_api_and_the_schedule_never_share_a_job(
-    api: httpx.Client, container: Container, database_url: str
+    api: httpx.Client, container: Container, database_url: str, fake_ollama: FakeOllama
 ) -> None:
     items = [NewTicket(DEFAULT_OWNER_ID, f"R-{i}", "Checkout broken", "The pay button fails.") for i in range(600)]
     container.use(CreateTickets).execute(CreateTicketsCommand(items))
     schedule = build_triage_schedule(Settings(batch_max_items=150))
-    services = TriageServices(
-        database=DatabaseResource(url=database_url), llm=LlmResource(base_url="http://127.0.0.1:9")
-    )
+    # An LLM host that answers: the schedule creates no batch while none does.
+    services = TriageServices(database=DatabaseResource(url=database_url), llm=LlmResource(base_url=fake_ollama.url))
     rounds = 3
     barrier = threading.Barrier(4)
 

@@ -1,6 +1,9 @@
 """LlmHostPool over real fake-Ollama servers: calls spread by concurrency, host caps hold, a host that cannot
-be reached is taken out, probed and brought back, and errors tell whether the call reached a model."""
+be reached is taken out, probed with `GET /api/version` (never a triage call) and brought back, and errors tell
+whether the call reached a model."""
 
+import contextlib
+import socket
 import threading
 import time
 from collections import Counter
@@ -55,6 +58,74 @@ def pool_of() -> Iterator[PoolOf]:
 def second_ollama() -> Iterator[FakeOllama]:
     with FakeOllama() as server:
         yield server
+
+
+class SilentHost:
+    """A host that accepts connections and reads requests but never answers (a swallowing firewall, a wedged
+    server): every call to it, the version probe too, ends in its timeout. Records each request line."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        self._connections: list[socket.socket] = []
+        self._requests: list[str] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-host", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def requests(self) -> list[str]:
+        """`METHOD /path` of each request received, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self._thread.join(timeout=5.0)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._connections.append(connection)
+            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
+
+    def _read(self, connection: socket.socket) -> None:
+        received = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                received += chunk
+            method, path, *_ = received.split(b"\r\n", 1)[0].decode().split(" ")
+            with self._lock:
+                self._requests.append(f"{method} {path}")
+
+
+@pytest.fixture
+def silent_host() -> Iterator[SilentHost]:
+    host = SilentHost()
+    try:
+        yield host
+    finally:
+        host.stop()
 
 
 def nowhere() -> str:
@@ -157,29 +228,98 @@ def test_a_down_host_is_probed_after_its_cool_down_and_comes_back(pool_of: PoolO
 
     with FakeOllama(port=port) as back:
         time.sleep(COOL_DOWN_S * 2 * 1.2)  # the cool-down doubled after the failed probe
-        assert pool.triage(rendered()).host == late  # the probe, answered: UP again
+        assert pool.triage(rendered()).host == late  # the probe answered: UP again, and the call went to it
         assert state_of(pool, late) is HostState.UP
         hosts = {pool.triage(rendered()).host for _ in range(4)}
 
         assert hosts == {late, fake_ollama.url}
-        assert back.chats_answered == 3
+        assert back.chats_answered == back.chat_count == 3
+        assert back.request_count == 4  # and one GET /api/version: the probe
+    assert pool.hosts_state()[0].consecutive_failures == 0  # answered since
+
+
+def test_a_hung_host_is_probed_with_a_version_request_not_a_triage_call(
+    pool_of: PoolOf, fake_ollama: FakeOllama, second_ollama: FakeOllama
+) -> None:
+    fake_ollama.behaviour = Behaviour.HANG  # its chat hangs; /api/version still answers
+    pool = pool_of((fake_ollama.url, 4), (second_ollama.url, 4))
+    with pytest.raises(LlmTimeout):
+        pool.triage(rendered())  # sent while the host was believed UP: it hangs, and the host goes DOWN
+    assert {pool.triage(rendered()).host for _ in range(3)} == {second_ollama.url}
+    time.sleep(COOL_DOWN_S * 1.2)
+
+    with pytest.raises(LlmTimeout) as caught:
+        pool.triage(rendered())  # probes it (answered: UP), then goes to it and hangs again
+
+    assert caught.value.host == fake_ollama.url
+    assert fake_ollama.chat_count == 2  # only the two calls sent while it was believed UP
+    assert fake_ollama.request_count == 3  # and one GET /api/version: the probe used no chat
+    [hung, _] = pool.hosts_state()
+    assert (hung.state, hung.consecutive_failures) == (HostState.DOWN, 2)
+    assert hung.down_until is not None
+    # Twice the first cool-down: the probe's answer brought it back, but no call has been answered since.
+    assert (hung.down_until - datetime.now(UTC)).total_seconds() > COOL_DOWN_S
+    assert {pool.triage(rendered()).host for _ in range(3)} == {second_ollama.url}
+    assert fake_ollama.chat_count == 2
+
+
+def test_a_host_that_does_not_answer_its_version_probe_stays_down_and_gets_no_triage_call(
+    pool_of: PoolOf, silent_host: SilentHost, second_ollama: FakeOllama
+) -> None:
+    pool = pool_of((silent_host.url, 4), (second_ollama.url, 4), connect_timeout_s=0.2)
+    with pytest.raises(LlmTimeout):
+        pool.triage(rendered())  # the first call goes to it while believed UP: no answer, DOWN
+    time.sleep(COOL_DOWN_S * 1.2)
+
+    started = time.monotonic()
+    answer = pool.triage(rendered())  # probes it: no version within the connect timeout
+    elapsed = time.monotonic() - started
+
+    assert answer.host == second_ollama.url  # the call moved on, as one that never reached a model
+    assert 0.15 <= elapsed < READ_TIMEOUT_S  # the probe was bounded by the connect timeout, not the read one
+    [down, _] = pool.hosts_state()
+    assert (down.state, down.consecutive_failures) == (HostState.DOWN, 2)
+    assert down.last_error is not None and "/api/version" in down.last_error
+    assert {pool.triage(rendered()).host for _ in range(3)} == {second_ollama.url}
+    assert silent_host.requests == ["POST /api/chat", "GET /api/version"]
+
+
+def test_a_single_host_failing_its_version_probe_raises_llm_unreached(pool_of: PoolOf) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with FakeOllama(port=port) as hung:
+        hung.behaviour = Behaviour.HANG
+        pool = pool_of((url, 2), unreached_wait_s=0.0)
+        with pytest.raises(LlmTimeout):
+            pool.triage(rendered())
+    time.sleep(COOL_DOWN_S * 1.2)  # the fake is stopped: nothing listens on its port
+
+    with pytest.raises(LlmUnreached) as caught:
+        pool.triage(rendered())
+
+    assert caught.value.host == url
+    assert "probe" in str(caught.value) and "/api/version" in str(caught.value)
+    assert hung.chat_count == 1
+    [host] = pool.hosts_state()
+    assert (host.state, host.consecutive_failures) == (HostState.DOWN, 2)
 
 
 def test_a_probe_goes_alone_to_the_host_the_other_calls_keep_away(
-    pool_of: PoolOf, fake_ollama: FakeOllama, second_ollama: FakeOllama
+    pool_of: PoolOf, silent_host: SilentHost, second_ollama: FakeOllama
 ) -> None:
-    pool = pool_of((fake_ollama.url, 4), (second_ollama.url, 4))
-    fake_ollama.fail_first(1, Behaviour.DROP_CONNECTION)
-    with pytest.raises(LlmUnavailable):
+    second_ollama.latency_s = 0.02
+    pool = pool_of((silent_host.url, 4), (second_ollama.url, 4), connect_timeout_s=0.4)
+    with pytest.raises(LlmTimeout):
         pool.triage(rendered())  # takes the first host down
     time.sleep(COOL_DOWN_S * 1.2)
-    fake_ollama.latency_s = 0.3
 
-    answers = call_many(pool, threads=4, calls=4)
+    answers = call_many(pool, threads=4, calls=12)
 
-    # One call probed the first host (slow); the three others went to the second meanwhile.
-    assert Counter(answer.host for answer in answers) == {fake_ollama.url: 1, second_ollama.url: 3}
-    assert state_of(pool, fake_ollama.url) is HostState.UP
+    # One call probed the first host (0.4 s without an answer); the others went to the second meanwhile,
+    # and so did the probing call once its probe failed.
+    assert Counter(answer.host for answer in answers) == {second_ollama.url: 12}
+    assert silent_host.requests == ["POST /api/chat", "GET /api/version"]
+    assert state_of(pool, silent_host.url) is HostState.DOWN
 
 
 def test_every_host_refusing_connections_raises_llm_unreached_naming_them(pool_of: PoolOf) -> None:
@@ -205,7 +345,7 @@ def test_with_every_host_down_a_call_fails_at_once_unless_one_comes_back_within_
 
     with FakeOllama(port=port):
         started = time.monotonic()
-        answer = pool.triage(rendered())  # waits for the cool-down's end, then probes: answered
+        answer = pool.triage(rendered())  # waits for the cool-down's end, probes (a version): UP, and calls it
         waited = time.monotonic() - started
 
     assert answer.host == url

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from tests.support.fake_ollama import FakeOllama
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
+from triage_pipeline.application.llm_hosts import CheckLlmHosts, LlmHostsQuery
 from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
@@ -81,3 +82,19 @@ def test_when_no_host_is_reached_the_attempts_are_logged_but_not_counted(databas
 
     assert logs == [("unreached",)] * 3
     assert jobs == [("FAILED", 0)] * 3  # eligible again at once, with all three attempts left
+
+
+def test_checking_the_hosts_tells_those_that_answer_from_those_that_do_not_without_a_triage_call(
+    database_url: str, fake_ollama: FakeOllama
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    container = container_on(database_url, f"{dead}#2,{fake_ollama.url}#4")
+    try:
+        first = container.use(CheckLlmHosts).execute(LlmHostsQuery())
+        again = container.use(CheckLlmHosts).execute(LlmHostsQuery())
+    finally:
+        container.close()
+
+    assert (first.up, first.down, first.any_up) == ((fake_ollama.url,), (dead,), True)
+    assert again == first
+    assert (fake_ollama.request_count, fake_ollama.chat_count) == (1, 0)  # one GET /api/version, cached since

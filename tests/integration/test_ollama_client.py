@@ -326,6 +326,19 @@ def test_version_and_list_models_report_the_server(client: OllamaClient, fake_ol
     assert client.list_models() == [MODEL, "qwen2.5:0.5b"]
 
 
+def test_version_with_a_short_timeout_gives_up_within_it_on_a_server_that_never_answers() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with OllamaClient(url, MODEL, connect_timeout_s=1.0, read_timeout_s=30.0) as client:
+            started = time.monotonic()
+            with pytest.raises(LlmTimeout) as caught:
+                client.version(timeout_s=0.2)
+            elapsed = time.monotonic() - started
+
+    assert 0.15 <= elapsed < 2.0  # the short bound, not the 30 s read timeout
+    assert "0.2 s" in str(caught.value) and "/api/version" in str(caught.value)
+
+
 def test_health_checks_raise_llm_unavailable_when_the_server_is_down() -> None:
     with OllamaClient(f"http://127.0.0.1:{free_port()}", MODEL, connect_timeout_s=1.0) as nowhere:
         with pytest.raises(LlmUnavailable):

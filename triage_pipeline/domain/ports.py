@@ -60,6 +60,24 @@ class LlmGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class LlmHostReach:
+    """Whether one LLM host answered a light request (not a triage call) when it was last asked."""
+
+    url: str
+    up: bool
+    error: str | None
+    """Why it is not up."""
+
+
+class LlmHostsHealth(Protocol):
+    """Asks each LLM host whether it answers; within about a second, from a short cache when asked again."""
+
+    def reachability(self) -> Sequence[LlmHostReach]:
+        """Each host, in the order configured."""
+        ...
+
+
 class OwnerRepository(Protocol):
     def add(self, owner: Owner) -> None: ...
 

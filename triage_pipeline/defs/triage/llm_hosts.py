@@ -4,10 +4,13 @@ An asset check rather than a sensor: it runs with the other health checks (job `
 15 minutes, or by hand from the asset's page) and costs nothing in between, where a sensor would wake the
 daemon every few seconds. It asks each host (`GET /api/version`, `LlmHostsProbe`): a worker's breaker only
 knows what that worker's own calls met, and the check runs in a process of its own.
+
+`skip_unless_an_llm_host_answers` is the guard of the batch creators (the schedule and the backlog sensor).
 """
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetSpec, MetadataValue, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetSpec, MetadataValue, SkipReason, asset_check
 
+from triage_pipeline.application.llm_hosts import CheckLlmHosts, LlmHostsQuery
 from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.infrastructure.llm.host_probe import HostHealth, Reachability
 
@@ -63,3 +66,14 @@ def _hosts_table(found: list[HostHealth]) -> str:
             f"| {error} |"
         )
     return "\n".join(lines)
+
+
+def skip_unless_an_llm_host_answers(services: TriageServices) -> SkipReason | None:
+    """A skip while no LLM host answers (one `GET /api/version` per host within 1 s, cached 5 s), else None.
+
+    A batch created then would end every attempt `unreached`: not counted, so its jobs would be eligible again
+    at once and the next tick would create the same batch, a run and a log row per job each time."""
+    hosts = services.use(CheckLlmHosts).execute(LlmHostsQuery())
+    if hosts.any_up:
+        return None
+    return SkipReason(f"no LLM host answers: {', '.join(hosts.down)}; jobs wait instead of using up runs")

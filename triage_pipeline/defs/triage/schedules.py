@@ -12,6 +12,7 @@ from dagster import (
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.defs.triage.job import run_request_for, triage_job
+from triage_pipeline.defs.triage.llm_hosts import skip_unless_an_llm_host_answers
 from triage_pipeline.domain.batch import BatchOrigin
 from triage_pipeline.infrastructure.settings import Settings
 
@@ -23,9 +24,14 @@ def build_triage_schedule(settings: Settings) -> ScheduleDefinition:
         job=triage_job,
         cron_schedule=settings.triage_schedule_cron,
         default_status=DefaultScheduleStatus.RUNNING,
-        description="Creates a batch of eligible jobs (new ones and FAILED ones with attempts left).",
+        description=(
+            "Creates a batch of eligible jobs (new ones and FAILED ones with attempts left); skips while no LLM "
+            "host answers."
+        ),
     )
     def triage_schedule(context: ScheduleEvaluationContext, services: TriageServices) -> RunRequest | SkipReason:
+        if (no_host := skip_unless_an_llm_host_answers(services)) is not None:
+            return no_host
         created = services.use(CreateBatch).execute(
             CreateBatchCommand(max_items=settings.batch_max_items, origin=BatchOrigin.SCHEDULE)
         )

@@ -31,6 +31,7 @@ from triage_pipeline.application.batches import (
 from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
 from triage_pipeline.defs.resources import TriageServices
 from triage_pipeline.defs.triage.job import run_request_for, triage_job
+from triage_pipeline.defs.triage.llm_hosts import skip_unless_an_llm_host_answers
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch
 from triage_pipeline.infrastructure.settings import Settings
 
@@ -98,7 +99,7 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             f"Creates a batch when at least {settings.backlog_min_jobs} jobs wait, or the oldest has waited "
-            f"{settings.backlog_max_age_s} s."
+            f"{settings.backlog_max_age_s} s; skips while no LLM host answers."
         ),
     )
     def backlog_sensor(context: SensorEvaluationContext, services: TriageServices) -> RunRequest | SkipReason:
@@ -106,6 +107,8 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
         too_old = backlog.oldest_age is not None and backlog.oldest_age >= timedelta(seconds=settings.backlog_max_age_s)
         if backlog.eligible < settings.backlog_min_jobs and not too_old:
             return SkipReason(f"{backlog.eligible} eligible job(s), under the thresholds")
+        if (no_host := skip_unless_an_llm_host_answers(services)) is not None:
+            return no_host
         created = services.use(CreateBatch).execute(
             CreateBatchCommand(max_items=settings.batch_max_items, origin=BatchOrigin.BACKLOG_SENSOR)
         )

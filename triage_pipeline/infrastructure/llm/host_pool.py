@@ -7,16 +7,22 @@ flight from this process than its cap.
 
 The breaker of a host: a call that never reached it (`ConnectFailed`: refused, DNS, connect timeout), timed
 out waiting for its answer, or lost its connection after sending (`LlmTimeout`, `LlmUnavailable`) marks the
-host DOWN for a cool-down (`COOL_DOWN_FIRST_S`, doubled after each failed probe up to `COOL_DOWN_MAX_S`).
-Once the cool-down is over the next call probes it, alone (PROBING): any answer, even an HTTP error or a bad
-output, closes the breaker (the host is back UP); another such failure opens it again for twice as long. A
-failure of a call sent before the host went down does not lengthen the cool-down (sixteen calls dropped by one
-crash are one failure), and its success does not end it: only the probe does.
+host DOWN for a cool-down (`COOL_DOWN_FIRST_S`, doubled after each failure with no answer in between, up to
+`COOL_DOWN_MAX_S`). Once the cool-down is over, the next call that needs a host probes it first, in its own
+thread and alone (PROBING): a `GET /api/version` bounded by the connect timeout, never a triage call, so a hung
+host costs no job an attempt for the probe. A version in answer brings the host back UP and the call goes to
+it; anything else (refused, no answer in time, an HTTP error, a body that is not Ollama's) keeps it DOWN for
+twice as long, and the call moves on to another host as one that never reached a model. A host that answers
+the probe but not the triage calls (a hung runner) goes DOWN again on the next call's timeout, for twice as
+long as before: the cool-down starts again from `COOL_DOWN_FIRST_S` only once a call is answered. A failure of
+a call sent before the host went down does not lengthen the cool-down (sixteen calls dropped by one crash are
+one failure), and its success does not end it: only the probe does.
 
 What a caller sees:
-- a call that never reached a host moves to another host at once, within the same call; when no host can
-  take it (each is DOWN and none comes back within `unreached_wait_s`, or each one has been tried by this
-  call) it raises `LlmUnreached`: the attempt it ends is not counted against the job's attempts;
+- a call that never reached a host (refused, or its probe of a host failed) moves to another host at once,
+  within the same call; when no host can take it (each is DOWN and none comes back within `unreached_wait_s`,
+  or each one has been tried by this call) it raises `LlmUnreached`: the attempt it ends is not counted
+  against the job's attempts;
 - a call that reached a model and failed (timeout, dropped connection, HTTP error, invalid JSON, schema
   violation) raises as the client does: it uses up an attempt;
 - every answer and every raised `LlmError` carries `host`, the base URL of the host it went to (None on an
@@ -53,7 +59,7 @@ class HostState(StrEnum):
     DOWN = "DOWN"
     """Taken out; the first call after `down_until` probes it (it may be in the past: no call came since)."""
     PROBING = "PROBING"
-    """One call is finding out whether it is back; the others keep away until it ends."""
+    """One call is asking it for its version to find out whether it is back; the others keep away until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class _Host:
         self.generation = 0
         """Raised each time the host goes DOWN: a call that started in an older one is from before."""
         self.consecutive_failures = 0
+        """Failures (calls and probes) since the host last answered a call."""
         self.last_error: str | None = None
 
     def relative_load(self) -> float:
@@ -97,7 +104,13 @@ class _Slot:
 
     index: int
     generation: int
-    probe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """A call's turn to probe a DOWN host whose cool-down is over (the host is PROBING meanwhile)."""
+
+    index: int
 
 
 class LlmHostPool:
@@ -126,6 +139,7 @@ class LlmHostPool:
         if len({spec.url for spec in hosts}) != len(hosts):
             raise ValueError("an LLM host is listed twice")
         self._model = model
+        self._probe_timeout_s = connect_timeout_s
         self._unreached_wait_s = connect_timeout_s if unreached_wait_s is None else unreached_wait_s
         self._hosts: list[_Host] = []
         try:
@@ -161,11 +175,21 @@ class LlmHostPool:
         unreached: list[str] = []
         last_tried: str | None = None
         while True:
-            slot, deadline = self._acquire(tried, deadline)
-            if slot is None:
+            turn, deadline = self._acquire(tried, deadline)
+            if turn is None:
                 error = LlmUnreached(f"no LLM host could take the call ({self._unreached_detail(unreached)})")
                 error.host = last_tried
                 raise error
+            if isinstance(turn, _Probe):
+                last_tried = self._hosts[turn.index].spec.url
+                slot, failure = self._probe(turn)
+                if failure is not None:
+                    tried.add(turn.index)
+                    unreached.append(f"probe: {failure}")
+                if slot is None:
+                    continue
+            else:
+                slot = turn
             host = self._hosts[slot.index]
             last_tried = host.spec.url
             try:
@@ -223,25 +247,27 @@ class LlmHostPool:
 
     # -- slots and breakers ------------------------------------------------------------------------
 
-    def _acquire(self, tried: set[int], deadline: float | None) -> tuple[_Slot | None, float | None]:
-        """A slot on the best host this call has not tried, waiting while every UP host is full; None when no
-        host can take the call in time. Returns the deadline of the wait for a DOWN host, once one began."""
+    def _acquire(self, tried: set[int], deadline: float | None) -> tuple[_Slot | _Probe | None, float | None]:
+        """A slot on the best host this call has not tried, or the turn to probe a host whose cool-down is over,
+        waiting while every UP host is full; None when no host can take the call in time. Returns the deadline
+        of the wait for a DOWN host, once one began."""
         with self._changed:
             while True:
                 now = time.monotonic()
                 candidates = [index for index in range(len(self._hosts)) if index not in tried]
                 if not candidates:
                     return None, deadline
-                # A host whose cool-down is over is probed by the first call that can take it.
+                # A host whose cool-down is over is probed by the first call that comes, once a connection of
+                # its client is free (its older calls may still hold them all).
                 for index in candidates:
                     host = self._hosts[index]
                     if host.down and not host.probing and host.down_until <= now and self._has_room(host):
                         host.probing = True
-                        return self._take(index, probe=True), deadline
+                        return _Probe(index), deadline
                 up = [index for index in candidates if not self._hosts[index].down]
                 free = [index for index in up if self._has_room(self._hosts[index])]
                 if free:
-                    return self._take(min(free, key=self._preference), probe=False), deadline
+                    return self._take(min(free, key=self._preference)), deadline
                 down = [self._hosts[index] for index in candidates if self._hosts[index].down]
                 # Back soon: a probe under way, or a host to probe once one of its older calls ends.
                 pending = any(host.probing or host.down_until <= now for host in down)
@@ -267,35 +293,63 @@ class LlmHostPool:
     def _has_room(host: _Host) -> bool:
         return host.in_flight < host.spec.concurrency
 
-    def _take(self, index: int, *, probe: bool) -> _Slot:
+    def _take(self, index: int) -> _Slot:
         host = self._hosts[index]
         host.in_flight += 1
         self._turn = (index + 1) % len(self._hosts)
-        return _Slot(index, host.generation, probe)
+        return _Slot(index, host.generation)
+
+    def _probe(self, probe: _Probe) -> tuple[_Slot | None, LlmError | None]:
+        """Ask a PROBING host for its version, outside the lock. Answered: the host is UP again and the call
+        takes a slot on it (None if others filled it first: the call then chooses again). Not answered: the
+        host is DOWN for twice as long and the failure is returned."""
+        host = self._hosts[probe.index]
+        failure: LlmError | None = None
+        try:
+            host.client.version(timeout_s=self._probe_timeout_s)
+        except LlmError as exc:
+            failure = exc
+        except BaseException:
+            with self._changed:
+                host.probing = False
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            host.probing = False
+            self._changed.notify_all()
+            if failure is not None:
+                self._open(host, failure)
+                return None, failure
+            host.down = False
+            return (self._take(probe.index) if self._has_room(host) else None), None
+
+    def _open(self, host: _Host, failure: LlmError) -> None:
+        """Mark a host DOWN (again) after a failure of a call or a probe: the first failure since an answer
+        takes it out for the first cool-down, each next one for twice as long. Called under the lock."""
+        host.last_error = f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"
+        host.cool_down_s = (
+            min(self._cool_down_max_s, host.cool_down_s * 2) if host.consecutive_failures else self._cool_down_first_s
+        )
+        host.consecutive_failures += 1
+        host.down_until = time.monotonic() + host.cool_down_s
+        if not host.down:
+            host.down, host.generation = True, host.generation + 1
 
     def _release(self, slot: _Slot, *, failure: LlmError | None, answered: bool = True) -> None:
         """End a call: `failure` is one that counts against the host's breaker; else the host `answered`.
 
-        Only the probe and calls sent since the host last went DOWN move its breaker: older calls are news
-        of what happened before (their failures are kept as `last_error` only)."""
+        Only calls sent since the host last went DOWN move its breaker: older calls are news of what happened
+        before (their failures are kept as `last_error` only)."""
         host = self._hosts[slot.index]
         with self._changed:
-            current = slot.probe or (not host.down and slot.generation == host.generation)
+            current = not host.down and slot.generation == host.generation
             host.in_flight -= 1
-            if slot.probe:
-                host.probing = False
             if failure is not None:
-                host.last_error = f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"
                 if current:
-                    host.consecutive_failures += 1
-                    host.cool_down_s = (
-                        min(self._cool_down_max_s, host.cool_down_s * 2) if slot.probe else self._cool_down_first_s
-                    )
-                    host.down_until = time.monotonic() + host.cool_down_s
-                    if not host.down:
-                        host.down, host.generation = True, host.generation + 1
+                    self._open(host, failure)
+                else:
+                    host.last_error = f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"
             elif answered and current:
-                host.down = False
                 host.consecutive_failures = 0
                 host.cool_down_s = self._cool_down_first_s
             self._changed.notify_all()

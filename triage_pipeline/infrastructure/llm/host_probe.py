@@ -19,6 +19,7 @@ from typing import Self
 
 import httpx
 
+from triage_pipeline.domain.ports import LlmHostReach
 from triage_pipeline.infrastructure.llm.host_spec import LlmHostSpec
 
 HOST_PROBE_TIMEOUT_S = 1.0
@@ -83,6 +84,10 @@ class LlmHostsProbe:
                     found = list(pool.map(self._probe, self._hosts))
             self._checked = (time.monotonic(), found)
             return found
+
+    def reachability(self) -> list[LlmHostReach]:
+        """`check()` as the application's `LlmHostsHealth` port sees it."""
+        return [LlmHostReach(host.url, host.state is Reachability.UP, host.error) for host in self.check()]
 
     def close(self) -> None:
         self._http.close()

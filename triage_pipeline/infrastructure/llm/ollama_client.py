@@ -148,9 +148,12 @@ class OllamaClient:
             priority_probability=value_probability(content, tokens, "priority"),
         )
 
-    def version(self) -> str:
-        """The Ollama server's version (`GET /api/version`)."""
-        response = self._send("GET", "/api/version")
+    def version(self, *, timeout_s: float | None = None) -> str:
+        """The Ollama server's version (`GET /api/version`).
+
+        `timeout_s` bounds the whole exchange instead of the client's timeouts: the connect, the write, the
+        read and the wait for a pooled connection (the host pool's probe passes its connect timeout)."""
+        response = self._send("GET", "/api/version", timeout_s=timeout_s)
         version = self._json_body(response, "version").get("version")
         if not isinstance(version, str):
             raise LlmHttpError(
@@ -191,10 +194,16 @@ class OllamaClient:
     ) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, payload: Mapping[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> httpx.Response:
         url = f"{self._base_url}{path}"
+        read_timeout_s = self._read_timeout_s if timeout_s is None else timeout_s
         try:
-            response = self._http.request(method, path, json=payload)
+            if timeout_s is None:
+                response = self._http.request(method, path, json=payload)
+            else:
+                response = self._http.request(method, path, json=payload, timeout=httpx.Timeout(timeout_s))
         except httpx.ConnectTimeout as exc:
             raise ConnectFailed(f"could not connect to Ollama at {url} in time: {exc}") from exc
         except httpx.ConnectError as exc:
@@ -202,8 +211,7 @@ class OllamaClient:
             raise ConnectFailed(f"Ollama at {url} is unavailable: {type(exc).__name__}: {exc or 'no detail'}") from exc
         except httpx.TimeoutException as exc:
             raise LlmTimeout(
-                f"Ollama at {url} did not answer within the timeout ({self._read_timeout_s:g} s read): "
-                f"{type(exc).__name__}"
+                f"Ollama at {url} did not answer within the timeout ({read_timeout_s:g} s read): {type(exc).__name__}"
             ) from exc
         except httpx.RequestError as exc:
             # Reset or dropped after the request was sent (ReadError, RemoteProtocolError): the server had it.
