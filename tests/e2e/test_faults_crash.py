@@ -71,8 +71,11 @@ def hanging_calls(fake: FakeOllama) -> int:
     return sum("slow ticket" in json.dumps(request) for request in fake.chat_requests)
 
 
-def start_worker(database_url: str, llm_url: str, batch_id: UUID) -> subprocess.Popen[str]:
+def start_worker(
+    database_url: str, llm_url: str, batch_id: UUID, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_", "LLM_", "DAGSTER_HOME"))}
+    env.update(extra_env or {})
     return subprocess.Popen(
         [
             sys.executable,
@@ -95,6 +98,41 @@ def start_worker(database_url: str, llm_url: str, batch_id: UUID) -> subprocess.
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_a_killed_workers_jobs_are_retried_after_the_heartbeat_timeout_not_the_lease(
+    container: Container, database_url: str, fake_ollama: FakeOllama
+) -> None:
+    texts = ["fast", "slow", "slow", "fast"]
+    items = [NewTicket(DEFAULT_OWNER_ID, f"H-{i}", f"Ticket {i}", f"{kind} ticket {i}") for i, kind in enumerate(texts)]
+    container.use(CreateTickets).execute(CreateTicketsCommand(items))
+    fake_ollama.hang_s = 120.0
+    fake_ollama.when_ticket_contains("slow ticket", Behaviour.HANG)
+    created = container.use(CreateBatch).execute(CreateBatchCommand())
+    assert created is not None
+    worker = start_worker(database_url, fake_ollama.url, created.batch.id, {"JOB_HEARTBEAT_TIMEOUT_S": "3"})
+    try:
+        wait_until(lambda: hanging_calls(fake_ollama) >= 2, 90, "two LLM calls hanging", worker)
+        # The live worker keeps its jobs: heartbeats every second, so the recovery finds nothing to take.
+        time.sleep(4)
+        assert scalar(container, "SELECT count(*) FROM triage_jobs WHERE heartbeat_at > now() - interval '2 s'") >= 2
+        alive = RecoverCommand(lease=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=3))
+        assert container.use(RecoverStuckWork).execute(alive).jobs_recovered == 0
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    time.sleep(3.5)
+    report = container.use(RecoverStuckWork).execute(alive)
+    assert report.jobs_recovered >= 2
+    # A dead worker is not a dead run: the batch stays open for its chunk to be run again.
+    assert report.batches_abandoned == 0
+    failed = rows(container, "SELECT status, attempts, last_error FROM triage_jobs WHERE status = 'FAILED'")
+    assert len(failed) >= 2 and all(a == 1 and e.startswith("worker_lost") for _, a, e in failed)
+    lost = scalar(container, "SELECT count(*) FROM triage_job_logs WHERE error_class = 'worker_lost'")
+    assert lost == len(failed)
 
 
 def test_pipeline_killed_mid_batch_loses_nothing_and_triages_nothing_twice(
