@@ -16,6 +16,7 @@ from tests.support.fake_ollama import Behaviour, FakeOllama
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.defs.resources import DatabaseResource, LlmResource, TriageServices
+from triage_pipeline.defs.triage.ended_runs import BATCH_TAG
 from triage_pipeline.defs.triage.job import triage_job
 from triage_pipeline.defs.triage.ops import TRIAGE_LOGS_ASSET
 from triage_pipeline.defs.triage.schedules import build_triage_schedule
@@ -217,6 +218,42 @@ def test_stuck_running_job_is_recovered_after_its_lease(
     # Eligible again: the next run triages it.
     assert run_triage(services, instance).success
     assert scalar(uow_factory, "SELECT status || ':' || attempts FROM triage_jobs") == "DONE:2"
+
+
+def test_a_batch_whose_run_failed_is_closed_and_its_running_job_retried_without_waiting_for_the_lease(
+    services: TriageServices, instance: DagsterInstance, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    post_tickets(uow_factory, 3)
+    created = CreateBatch(uow_factory, CLOCK).execute(CreateBatchCommand())
+    assert created is not None
+    running, done = created.job_ids[0], created.job_ids[1]
+    with uow_factory() as w:
+        # Its run worker died a moment ago with one job on the LLM and one recorded; the third never started.
+        for statement in (
+            "UPDATE triage_jobs SET status='RUNNING', attempts=1, started_at=now() WHERE id = :r",
+            "UPDATE triage_jobs SET status='DONE', attempts=1, started_at=now(), finished_at=now() WHERE id = :d",
+            "UPDATE triage_job_batch_items SET status='RUNNING' WHERE job_id = :r",
+            "UPDATE triage_job_batch_items SET status='DONE' WHERE job_id = :d",
+        ):
+            w.session.execute(text(statement), {"r": running, "d": done})
+        w.commit()
+    sensor = next(s for s in build_sensors(Settings(job_lease_s=600)) if s.name == "stuck_jobs_sensor")
+    # While its run is in progress nothing is touched.
+    run = instance.create_run_for_job(triage_job, tags={BATCH_TAG: str(created.batch.id)})
+    result = tick_sensor(sensor, services, instance)
+    assert scalar(uow_factory, "SELECT status FROM triage_job_batches") == "RUNNING"
+    # Dagster marks the run failed (its run monitoring does when the worker dies): the next tick closes the batch.
+    instance.report_run_failed(run)
+    result = tick_sensor(sensor, services, instance)
+    assert isinstance(result.skip_message, str) and "recovered 1 job" in result.skip_message
+    assert scalar(uow_factory, "SELECT status FROM triage_job_batches") == "DONE"
+    assert scalar(uow_factory, "SELECT error_class FROM triage_job_logs") == "run_ended"
+    assert scalar(uow_factory, "SELECT count(*) FROM triage_jobs WHERE batch_id IS NULL") == 3
+    # The next batch takes the failed job and the never-started one, and completes them.
+    assert run_triage(services, instance).success
+    assert scalar(
+        uow_factory, "SELECT string_agg(status || ':' || attempts, ',' ORDER BY attempts DESC, status) FROM triage_jobs"
+    ) == ("DONE:2,DONE:1,DONE:1")
 
 
 def test_prompt_evaluation_asset_carries_figures_tables_and_embedded_plots(

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 LEASE_EXPIRED = "lease_expired"
 WORKER_LOST = "worker_lost"
+RUN_ENDED = "run_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ class RecoverCommand:
 
     lease: timedelta
     heartbeat_timeout: timedelta = timedelta(seconds=30)
+    ended_runs: frozenset[UUID] = frozenset()
+    """Batches whose run the orchestrator knows has ended without finishing them (failed or canceled, none
+    queued or running again): their RUNNING jobs are failed at once and the batch is closed, so its jobs are
+    retried by the next batch within a recovery interval, not after the lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,9 @@ class RecoverStuckWork:
         # A run whose lease ran out is dead. A worker whose heartbeat stopped is not its run: the run may be
         # waiting for the chunk to be run again by another worker, so its batch stays open for it.
         dead_batches = {batch_id for batch_id, reason in recovered.values() if batch_id and reason == LEASE_EXPIRED}
+        for batch_id in command.ended_runs:
+            recovered |= self._fail_jobs_of_ended_run(batch_id, now, command)
+            dead_batches.add(batch_id)
 
         finished = abandoned = released = 0
         with self._uow() as uow:
@@ -105,6 +113,27 @@ class RecoverStuckWork:
             jobs_released=released,
         )
 
+    def _fail_jobs_of_ended_run(
+        self, batch_id: UUID, now: datetime, command: RecoverCommand
+    ) -> dict[UUID, tuple[UUID | None, str]]:
+        """Fail the RUNNING jobs of a batch whose run has ended: nothing will record their attempts."""
+        with self._uow() as uow:
+            batch = uow.batches.get(batch_id)
+            if batch is None or batch.status is not BatchStatus.RUNNING:
+                return {}
+            running = [item.job_id for item in uow.batches.items(batch_id) if item.status is TriageJobStatus.RUNNING]
+        failed: dict[UUID, tuple[UUID | None, str]] = {}
+        for job_id in running:
+            with self._uow() as uow:
+                job = uow.jobs.get(job_id, for_update=True)
+                if job is None or job.status is not TriageJobStatus.RUNNING:
+                    continue
+                failed[job.id] = fail_dead_attempt(
+                    uow, job, now, command.lease, command.heartbeat_timeout, reason=RUN_ENDED
+                )
+                uow.commit()
+        return failed
+
 
 def fail_presumed_dead(
     uow_factory: UnitOfWorkFactory,
@@ -132,7 +161,13 @@ def fail_presumed_dead(
 
 
 def fail_dead_attempt(
-    uow: UnitOfWork, job: TriageJob, now: datetime, lease: timedelta, heartbeat_timeout: timedelta
+    uow: UnitOfWork,
+    job: TriageJob,
+    now: datetime,
+    lease: timedelta,
+    heartbeat_timeout: timedelta,
+    *,
+    reason: str | None = None,
 ) -> tuple[UUID | None, str]:
     """Fail the attempt of a job whose worker is presumed dead (the caller holds its row lock and commits).
 
@@ -140,7 +175,9 @@ def fail_dead_attempt(
     Its ticket, batch item, log row and (when it was the last attempt) `ticket.triage_failed` event are
     written with it. Returns the batch that held the job (if any) and the reason.
     """
-    if job.lease_expired(now, lease):
+    if reason == RUN_ENDED:
+        error_class, message = RUN_ENDED, "its run ended without recording this attempt"
+    elif job.lease_expired(now, lease):
         error_class, message = LEASE_EXPIRED, f"no result within the lease of {lease}; the worker is presumed dead"
     else:
         error_class = WORKER_LOST

@@ -2,6 +2,7 @@
 
 from dagster import RunRequest, job
 
+from triage_pipeline.defs.triage.ended_runs import BATCH_TAG
 from triage_pipeline.defs.triage.ops import finish_batch, plan_batch, triage_chunk
 from triage_pipeline.domain.batch import TriageJobBatch
 from triage_pipeline.infrastructure.settings import Settings
@@ -35,5 +36,5 @@ def run_request_for(batch: TriageJobBatch, settings: Settings) -> RunRequest:
                 for op_name in ("plan_batch", "triage_chunk")
             }
         },
-        tags={"triage/batch_id": str(batch.id), "triage/origin": batch.origin.value},
+        tags={BATCH_TAG: str(batch.id), "triage/origin": batch.origin.value},
     )

@@ -31,6 +31,7 @@ from triage_pipeline.application.batches import (
 from triage_pipeline.application.log_queries import BatchLogsQuery, GetBatchLogs
 from triage_pipeline.application.triage import TriageJobs, TriageJobsCommand, TriageOutcome, WorkerLiveness
 from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.ended_runs import BATCH_TAG
 from triage_pipeline.defs.triage.log_report import report_metadata
 from triage_pipeline.domain.batch import BatchOrigin
 from triage_pipeline.domain.chunking import split_into_chunks
@@ -92,7 +93,7 @@ def plan_batch(
         batch_id = created.batch.id
         job_ids = [str(j) for j in created.job_ids]
         origin = "created"
-    context.instance.add_run_tags(context.run_id, {"triage/batch_id": str(batch_id)})
+    context.instance.add_run_tags(context.run_id, {BATCH_TAG: str(batch_id)})
     yield Output(
         {"batch_id": str(batch_id), "total_items": len(job_ids)},
         "batch",

@@ -30,6 +30,7 @@ from triage_pipeline.application.batches import (
 )
 from triage_pipeline.application.recovery import RecoverCommand, RecoverStuckWork
 from triage_pipeline.defs.resources import TriageServices
+from triage_pipeline.defs.triage.ended_runs import batches_of_ended_runs
 from triage_pipeline.defs.triage.job import run_request_for, triage_job
 from triage_pipeline.defs.triage.llm_hosts import skip_unless_an_llm_host_answers
 from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch
@@ -120,8 +121,9 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
         minimum_interval_seconds=settings.recovery_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            "Fails jobs whose worker is presumed dead (RUNNING past JOB_LEASE_S, or no heartbeat for "
-            "JOB_HEARTBEAT_TIMEOUT_S) so they are retried; closes ended batches."
+            "Fails jobs whose worker is presumed dead (RUNNING past JOB_LEASE_S, no heartbeat for "
+            "JOB_HEARTBEAT_TIMEOUT_S, or their run failed or was canceled) so they are retried; closes ended "
+            "batches."
         ),
     )
     def stuck_jobs_sensor(context: SensorEvaluationContext, services: TriageServices) -> SkipReason:
@@ -129,6 +131,7 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
             RecoverCommand(
                 lease=timedelta(seconds=settings.job_lease_s),
                 heartbeat_timeout=timedelta(seconds=settings.job_heartbeat_timeout_s),
+                ended_runs=batches_of_ended_runs(context.instance, triage_job.name),
             )
         )
         if report.jobs_recovered or report.batches_finished:
