@@ -1,7 +1,8 @@
 """Batches whose Dagster run has ended without finishing them, as the recovery sensor tells the recovery.
 
-Dagster's run monitoring marks a run FAILURE when its run worker dies (or a step fails for good); a run can
-also be CANCELED. Its RUNNING jobs then have nobody to record them, and its batch nobody to close it: the
+A run is FAILURE when a step fails for good, or when Dagster's run monitoring finds its run worker dead (with
+a launcher that can tell, such as the Helm chart's K8sRunLauncher; the local DefaultRunLauncher cannot); a run
+can also be CANCELED. Its RUNNING jobs then have nobody to record them, and its batch nobody to close it: the
 recovery fails those jobs and closes the batch at once (`RecoverCommand.ended_runs`), so they are retried by
 the next batch within a recovery interval. A batch with another run queued or in progress is left to it.
 """
