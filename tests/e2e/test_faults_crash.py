@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def start_worker(
     )
 
 
-def test_a_killed_workers_jobs_are_retried_after_the_heartbeat_timeout_not_the_lease(
+def test_a_killed_in_process_worker_is_a_dead_run_recovered_after_the_heartbeat_timeout_not_the_lease(
     container: Container, database_url: str, fake_ollama: FakeOllama
 ) -> None:
     texts = ["fast", "slow", "slow", "fast"]
@@ -125,10 +126,11 @@ def test_a_killed_workers_jobs_are_retried_after_the_heartbeat_timeout_not_the_l
             worker.kill()
             worker.wait()
     time.sleep(3.5)
-    report = container.use(RecoverStuckWork).execute(alive)
+    # In process, the worker is the run: its silence is a dead run, whose batch is closed in the same tick.
+    report = container.use(RecoverStuckWork).execute(replace(alive, dead_worker_ends_run=True))
     assert report.jobs_recovered >= 2
-    # A dead worker is not a dead run: the batch stays open for its chunk to be run again.
-    assert report.batches_abandoned == 0
+    assert report.batches_finished == 1  # closed (abandoned if it still had never-started jobs)
+    assert scalar(container, "SELECT count(*) FROM triage_jobs WHERE batch_id IS NOT NULL") == 0
     failed = rows(container, "SELECT status, attempts, last_error FROM triage_jobs WHERE status = 'FAILED'")
     assert len(failed) >= 2 and all(a == 1 and e.startswith("worker_lost") for _, a, e in failed)
     lost = scalar(container, "SELECT count(*) FROM triage_job_logs WHERE error_class = 'worker_lost'")

@@ -199,3 +199,24 @@ def test_an_old_attempts_heartbeat_does_not_keep_a_newer_attempt_alive(uow: Fake
         assert unit.jobs.heartbeat([(job.id, second.attempts)], T0 + timedelta(seconds=50)) == 1
         unit.commit()
     assert uow.store.jobs[job.id].heartbeat_at == T0 + timedelta(seconds=50)
+
+
+@pytest.mark.parametrize(("worker_is_run", "closed"), [(True, True), (False, False)])
+def test_a_silent_in_process_worker_is_a_dead_run_whose_batch_closes_at_once(
+    uow: FakeUowFactory, worker_is_run: bool, closed: bool
+) -> None:
+    jobs, _ = claimed_batch(uow, 2)
+    clock = FakeClock()
+    uow.store.jobs[jobs[0].id] = jobs[0].start(clock.current, heartbeat=True)
+    for item_id, item in list(uow.store.items.items()):
+        if item.job_id == jobs[0].id:
+            uow.store.items[item_id] = replace(item, status=TriageJobStatus.RUNNING)
+    clock.current += timedelta(seconds=45)
+    report = RecoverStuckWork(uow, clock).execute(
+        RecoverCommand(
+            lease=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30), dead_worker_ends_run=worker_is_run
+        )
+    )
+    assert report.jobs_recovered == 1
+    assert report.batches_abandoned == (1 if closed else 0)
+    assert report.jobs_released == (1 if closed else 0)

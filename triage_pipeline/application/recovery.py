@@ -39,6 +39,9 @@ class RecoverCommand:
 
     lease: timedelta
     heartbeat_timeout: timedelta = timedelta(seconds=30)
+    dead_worker_ends_run: bool = False
+    """The worker that runs a batch's chunks is its run itself (Dagster's in-process executor): a worker whose
+    heartbeat stopped means a dead run, so its batch is closed at once (its never-started jobs released)."""
     ended_runs: frozenset[UUID] = frozenset()
     """Batches whose run the orchestrator knows has ended without finishing them (failed or canceled, none
     queued or running again): their RUNNING jobs are failed at once and the batch is closed, so its jobs are
@@ -66,9 +69,11 @@ class RecoverStuckWork:
         """Recover the jobs of dead workers and close batches that can be closed."""
         now = self._clock.now()
         recovered = fail_presumed_dead(self._uow, now, command.lease, command.heartbeat_timeout)
-        # A run whose lease ran out is dead. A worker whose heartbeat stopped is not its run: the run may be
-        # waiting for the chunk to be run again by another worker, so its batch stays open for it.
-        dead_batches = {batch_id for batch_id, reason in recovered.values() if batch_id and reason == LEASE_EXPIRED}
+        # A run whose lease ran out is dead. A worker whose heartbeat stopped is its run only with the in-process
+        # executor; elsewhere the run may be waiting for the chunk to run again on another worker, so its
+        # batch stays open for it.
+        dead_reasons = {LEASE_EXPIRED, WORKER_LOST} if command.dead_worker_ends_run else {LEASE_EXPIRED}
+        dead_batches = {batch_id for batch_id, reason in recovered.values() if batch_id and reason in dead_reasons}
         for batch_id in command.ended_runs:
             recovered |= self._fail_jobs_of_ended_run(batch_id, now, command)
             dead_batches.add(batch_id)

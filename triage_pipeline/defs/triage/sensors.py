@@ -131,6 +131,7 @@ def build_sensors(settings: Settings) -> list[SensorDefinition]:
             RecoverCommand(
                 lease=timedelta(seconds=settings.job_lease_s),
                 heartbeat_timeout=timedelta(seconds=settings.job_heartbeat_timeout_s),
+                dead_worker_ends_run=settings.triage_executor == "in_process",
                 ended_runs=batches_of_ended_runs(context.instance, triage_job.name),
             )
         )
