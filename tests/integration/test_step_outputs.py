@@ -27,6 +27,22 @@ def test_a_step_run_again_overwrites_its_output(database_url: str, clean_db: Eng
     assert store.delete_run("run-1") == 1
 
 
+def test_outputs_older_than_the_retention_are_pruned(database_url: str, clean_db: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    store = StepOutputStore(clean_db)
+    store.put(["old-run", "plan_batch", "batch"], "old-run", {"batch_id": None})
+    store.put(["new-run", "plan_batch", "batch"], "new-run", {"batch_id": None})
+    with clean_db.begin() as connection:
+        connection.execute(
+            text("UPDATE pipeline_step_outputs SET created_at = now() - interval '8 days' WHERE run_id = 'old-run'")
+        )
+    assert store.prune(datetime.now(UTC) - timedelta(days=7)) == 1
+    assert store.get(["new-run", "plan_batch", "batch"]) == {"batch_id": None}
+
+
 def test_a_missing_output_is_a_clear_error(database_url: str, clean_db: Engine) -> None:
     with pytest.raises(MissingStepOutput, match="run-x/plan_batch/batch"):
         StepOutputStore(clean_db).get(["run-x", "plan_batch", "batch"])

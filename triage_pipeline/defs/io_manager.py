@@ -8,6 +8,8 @@ definitions use this IO manager for TRIAGE_EXECUTOR=celery and k8s.
 """
 
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
@@ -21,6 +23,11 @@ from triage_pipeline.infrastructure.settings import load_settings
 # One small pool per process and database (a step writes one or two outputs).
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+# Outputs are kept this long: enough to re-execute a failed run from its failed step in the UI for a week.
+RETENTION = timedelta(days=7)
+# A process prunes older outputs at most this often (on an output it writes).
+_PRUNE_EVERY_S = 3600.0
+_last_prune = {"at": float("-inf")}
 
 
 class PostgresOutputsIOManager(ConfigurableIOManager):
@@ -37,7 +44,15 @@ class PostgresOutputsIOManager(ConfigurableIOManager):
         return StepOutputStore(engine)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        self._store().put(context.get_identifier(), context.run_id, obj)
+        store = self._store()
+        store.put(context.get_identifier(), context.run_id, obj)
+        now = time.monotonic()
+        with _engines_lock:
+            due = now - _last_prune["at"] >= _PRUNE_EVERY_S
+            if due:
+                _last_prune["at"] = now
+        if due:
+            store.prune(datetime.now(UTC) - RETENTION)
 
     def load_input(self, context: InputContext) -> Any:
         upstream = context.upstream_output

@@ -4,6 +4,7 @@ Kept apart from the unit of work: Dagster's IO manager writes one output at a ti
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -44,6 +45,14 @@ class StepOutputStore:
         if row is None:
             raise MissingStepOutput(f"no stored output {key!r}")
         return row.value
+
+    def prune(self, older_than: datetime) -> int:
+        """Forget the outputs stored before `older_than`; how many there were."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                delete(PipelineStepOutputRow).where(PipelineStepOutputRow.created_at < older_than)
+            )
+        return int(result.rowcount or 0)
 
     def delete_run(self, run_id: str) -> int:
         """Forget a run's outputs; how many there were."""
