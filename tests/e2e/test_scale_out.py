@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.support.scale_stack import ScaleStack, tasks_in_progress
+from tests.support.scale_stack import ScaleStack, jobs_done_in_current_task, tasks_in_progress
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.bootstrap import Container
@@ -74,8 +74,11 @@ def test_two_workers_and_two_hosts_triage_a_batch_through_a_worker_and_a_host_ki
 
         run = stack.run_batch(batch_id, workers=2, jobs_per_chunk=100, llm_concurrency=16)
         done = "SELECT count(*) FROM triage_jobs WHERE status = 'DONE'"
-        # kill -9 the first worker while it runs a chunk, once the batch is well under way.
-        _wait_until(lambda: _count(engine, done) >= 150 and tasks_in_progress(victim) > 0, 120, "a chunk on worker-0")
+        # kill -9 the first worker in the middle of a chunk (some of its jobs recorded, others on the LLM), once
+        # the batch is well under way.
+        _wait_until(
+            lambda: _count(engine, done) >= 150 and jobs_done_in_current_task(victim) >= 10, 120, "a chunk on worker-0"
+        )
         killed_at_done = _count(engine, done)
         victim.kill()
         # kill -9 one LLM host a little later: its calls in flight fail, the next ones go to the other host.

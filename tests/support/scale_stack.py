@@ -192,6 +192,15 @@ def tasks_in_progress(worker: Process) -> int:
     return log.count("] received") - len(re.findall(r"\] (succeeded|failed|retry|raised)", log))
 
 
+def jobs_done_in_current_task(worker: Process) -> int:
+    """Jobs the worker's task in progress has triaged so far (its INFO lines since the task was received); 0
+    when it has no task in progress."""
+    if tasks_in_progress(worker) <= 0:
+        return 0
+    log = worker.log()
+    return log[log.rfind("] received") :].count("triage job done")
+
+
 def _wait_for(ready: Callable[[], bool], process: Process, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
