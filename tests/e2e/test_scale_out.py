@@ -4,6 +4,7 @@ All real processes on loopback (tests/support/scale_stack.py): a Redis broker, t
 parallel chats each, two `triage worker` processes, and the triage job run by Dagster's Celery executor.
 """
 
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -120,3 +121,41 @@ def test_two_workers_and_two_hosts_triage_a_batch_through_a_worker_and_a_host_ki
     assert on_disk == []
     # Chunks ran on both workers: the survivor also ran the chunk the dead one held.
     assert tasks_in_progress(survivor) == 0 and survivor.log().count("] received") >= 2
+
+
+def test_triage_run_with_the_celery_executor_sends_a_queued_batch_to_a_triage_worker(
+    pg_server: EmbeddedPostgres, database_url: str, clean_db: Engine, tmp_path: Path
+) -> None:
+    """The user's path: `triage run` (daemon, sensors, run launcher) with TRIAGE_EXECUTOR=celery and one
+    `triage worker` beside it; the API's queued batch is triaged on the worker."""
+    from tests.e2e.test_run_stack import ADMIN_KEY, TRIAGE, RunningStack, _triage_one_ticket
+    from triage_pipeline.infrastructure.embedded_postgres import free_port
+
+    pg_server.ensure_database("dagster_celery_run")
+    with ScaleStack(database_url, tmp_path, dagster_db_name="dagster_celery_run") as stack:
+        stack.start_redis()
+        stack.start_host(latency_s=0.05)
+        worker = stack.start_worker()
+        api_port = free_port()
+        env = stack.env(
+            ADMIN_API_KEY=ADMIN_KEY,
+            API_PORT=str(api_port),
+            DAGSTER_PORT=str(free_port()),
+            DAGSTER_CODE_SERVER_PORT=str(free_port()),
+            TRIAGE_SCHEDULE_CRON="0 0 1 1 *",
+            BACKLOG_MIN_JOBS="1000000",
+            BACKLOG_MAX_AGE_S="1000000",
+        )
+        env = {k: v for k, v in env.items() if k != "WEBHOOK_SECRETS_KEY"}
+        process = subprocess.Popen(
+            [TRIAGE, "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        running = RunningStack(process)
+        try:
+            running.wait_for_line("Press Ctrl-C", 180)
+            status = _triage_one_ticket(f"http://127.0.0.1:{api_port}", "celery-run-1")
+            assert status == "COMPLETED", "\n".join(running.lines) + worker.log()[-3000:]
+        finally:
+            running.stop()
+        # The chunk ran on the worker, not in the run worker's own process.
+        assert "triage job done" in worker.log()
