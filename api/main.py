@@ -13,7 +13,7 @@ from api.openapi import DESCRIPTION, ProblemDocumentingFastAPI
 from api.problems import problem_responses
 from api.routers import api_keys, batches, examples, health, owners, prompts, quality, tickets, webhooks
 from api.security import PROTECTED, PROTECTED_RESPONSES, SECURITY_HEADERS
-from api.startup import StartupCheckMiddleware, log_auth_mode
+from api.startup import StartupCheckMiddleware, log_auth_mode, settle_heap
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.infrastructure.logging import configure_logging
 from triage_pipeline.infrastructure.settings import get_settings
@@ -41,6 +41,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         owned = Container(settings)
         # Resolve the database (maybe starting the embedded server) once, before serving concurrent requests.
         await anyio.to_thread.run_sync(lambda: owned.engine)
+        settle_heap()
         app.state.container = owned
         try:
             yield

@@ -1,5 +1,6 @@
-"""Startup checks: a bad configuration stops the API with one clear line, and the auth mode is logged."""
+"""Startup: a bad configuration stops the API with one clear line, the auth mode is logged, the heap settled."""
 
+import gc
 import logging
 from collections.abc import Callable
 
@@ -60,3 +61,22 @@ def log_auth_mode(settings: Settings) -> None:
     else:
         # The normal case: `triage run` prints it already, so it is not worth a line on every start.
         logger.debug("authentication on", extra={"fields": {"auth_enabled": True, "admin_api_key_set": True}})
+
+
+# Allocations between two young-generation collections (CPython's default is 700). Requests allocate many
+# short-lived objects; fewer, larger young collections cost the same in total but pause less often.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_heap() -> None:
+    """Move everything allocated by the start (modules, the app, the container) out of the garbage collector's
+    reach (`gc.freeze`), and collect the young generation less often.
+
+    Why: the collector's full passes walked those long-lived objects while requests waited, which was most of
+    the single-intake tail (README, Performance: p99 123 -> 86 ms in the same conditions). Call it once, when
+    the app is ready to serve.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
