@@ -13,7 +13,7 @@ batch is then closed when:
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -127,17 +127,15 @@ class RecoverStuckWork:
             if batch is None or batch.status is not BatchStatus.RUNNING:
                 return {}
             running = [item.job_id for item in uow.batches.items(batch_id) if item.status is TriageJobStatus.RUNNING]
-        failed: dict[UUID, tuple[UUID | None, str]] = {}
-        for job_id in running:
-            with self._uow() as uow:
-                job = uow.jobs.get(job_id, for_update=True)
-                if job is None or job.status is not TriageJobStatus.RUNNING:
-                    continue
-                failed[job.id] = fail_dead_attempt(
-                    uow, job, now, command.lease, command.heartbeat_timeout, reason=RUN_ENDED
-                )
-                uow.commit()
-        return failed
+        return _fail_each(
+            self._uow,
+            running,
+            lambda job: job.status is TriageJobStatus.RUNNING,
+            now,
+            command.lease,
+            command.heartbeat_timeout,
+            reason=RUN_ENDED,
+        )
 
 
 def fail_presumed_dead(
@@ -152,15 +150,37 @@ def fail_presumed_dead(
     Each in its own transaction, re-checked under its row lock (its worker may have recorded it meanwhile).
     Returns, per job failed, its batch and the reason (`lease_expired` or `worker_lost`).
     """
-    failed: dict[UUID, tuple[UUID | None, str]] = {}
     with uow_factory() as uow:
         candidates = uow.jobs.find_presumed_dead(now, lease, heartbeat_timeout, job_ids)
-    for candidate in candidates:
+    return _fail_each(
+        uow_factory,
+        [job.id for job in candidates],
+        lambda job: job.presumed_dead(now, lease, heartbeat_timeout),
+        now,
+        lease,
+        heartbeat_timeout,
+    )
+
+
+def _fail_each(
+    uow_factory: UnitOfWorkFactory,
+    job_ids: Sequence[UUID],
+    still_dead: Callable[[TriageJob], bool],
+    now: datetime,
+    lease: timedelta,
+    heartbeat_timeout: timedelta,
+    *,
+    reason: str | None = None,
+) -> dict[UUID, tuple[UUID | None, str]]:
+    """`fail_dead_attempt` for each job, each in its own transaction, re-checked with `still_dead` under its row
+    lock (its worker may have recorded it meanwhile); per job failed, its batch and the reason."""
+    failed: dict[UUID, tuple[UUID | None, str]] = {}
+    for job_id in job_ids:
         with uow_factory() as uow:
-            job = uow.jobs.get(candidate.id, for_update=True)
-            if job is None or not job.presumed_dead(now, lease, heartbeat_timeout):
+            job = uow.jobs.get(job_id, for_update=True)
+            if job is None or not still_dead(job):
                 continue
-            failed[job.id] = fail_dead_attempt(uow, job, now, lease, heartbeat_timeout)
+            failed[job.id] = fail_dead_attempt(uow, job, now, lease, heartbeat_timeout, reason=reason)
             uow.commit()
     return failed
 

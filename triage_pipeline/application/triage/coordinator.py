@@ -215,7 +215,7 @@ class _Coordinator:
         return [result for result in self._results if result is not None]
 
     def _hold(self, started: list[tuple[int, Started]], ended: list[tuple[int, Attempt]]) -> None:
-        if self._command.liveness is None:
+        if not self._heartbeat:
             return
         with self._holding_lock:
             for _, attempt in ended:

@@ -326,7 +326,7 @@ class LlmHostPool:
     def _open(self, host: _Host, failure: LlmError) -> None:
         """Mark a host DOWN (again) after a failure of a call or a probe: the first failure since an answer
         takes it out for the first cool-down, each next one for twice as long. Called under the lock."""
-        host.last_error = f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"
+        host.last_error = _described(failure)
         host.cool_down_s = (
             min(self._cool_down_max_s, host.cool_down_s * 2) if host.consecutive_failures else self._cool_down_first_s
         )
@@ -348,7 +348,7 @@ class LlmHostPool:
                 if current:
                     self._open(host, failure)
                 else:
-                    host.last_error = f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"
+                    host.last_error = _described(failure)
             elif answered and current:
                 host.consecutive_failures = 0
                 host.cool_down_s = self._cool_down_first_s
@@ -361,3 +361,8 @@ class LlmHostPool:
             return "every host is marked down: " + ", ".join(
                 f"{host.spec.url} ({host.last_error or 'down'})" for host in self._hosts
             )
+
+
+def _described(failure: LlmError) -> str:
+    """A failure as a host's `last_error`."""
+    return f"{failure.error_class}: {str(failure)[:_LAST_ERROR_MAX_CHARS]}"

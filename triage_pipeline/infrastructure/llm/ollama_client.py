@@ -200,10 +200,8 @@ class OllamaClient:
         url = f"{self._base_url}{path}"
         read_timeout_s = self._read_timeout_s if timeout_s is None else timeout_s
         try:
-            if timeout_s is None:
-                response = self._http.request(method, path, json=payload)
-            else:
-                response = self._http.request(method, path, json=payload, timeout=httpx.Timeout(timeout_s))
+            timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
+            response = self._http.request(method, path, json=payload, timeout=timeout)
         except httpx.ConnectTimeout as exc:
             raise ConnectFailed(f"could not connect to Ollama at {url} in time: {exc}") from exc
         except httpx.ConnectError as exc:
