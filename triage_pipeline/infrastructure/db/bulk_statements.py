@@ -31,28 +31,52 @@ _PG = PGDialect()  # type: ignore[no-untyped-call]  # only compiles column types
 
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:
-    """`unnest(CAST(:a AS type[]), ...) AS v(a, ...)`: one array parameter per column, typed as the column."""
-    casts = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect=_PG)}[])" for c in columns)
+    """`unnest(CAST(:a AS type[]), ...) AS v(a, ...)`: one array parameter per column, typed as the column.
+    An array column travels as text (see `as_arrays`), since unnest would flatten an array of arrays."""
+    casts = ", ".join(
+        f"CAST(:{c} AS {'text' if _is_array(table, c) else table.c[c].type.compile(dialect=_PG)}[])" for c in columns
+    )
     return f"unnest({casts}) AS v({', '.join(columns)})"
+
+
+def _is_array(table: Table, column: str) -> bool:
+    return isinstance(table.c[column].type, ARRAY)
+
+
+def _value(table: Table, column: str) -> str:
+    """An unnested column's value, an array column's cast back from its text."""
+    return (
+        f"CAST(v.{column} AS {table.c[column].type.compile(dialect=_PG)})"
+        if _is_array(table, column)
+        else f"v.{column}"
+    )
 
 
 def _update_from_arrays(table: Table, keys: Sequence[str], columns: Sequence[str], where: str = "") -> TextClause:
     """UPDATE of many rows, each matched on `keys`, from one array parameter per column."""
-    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+    assignments = ", ".join(f"{c} = {_value(table, c)}" for c in columns)
     matches = " AND ".join([f"t.{k} = v.{k}" for k in keys] + ([where] if where else []))
     return text(f"UPDATE {table.name} AS t SET {assignments} FROM {_unnest(table, [*keys, *columns])} WHERE {matches}")
 
 
 def _insert_from_arrays(table: Table, columns: Sequence[str]) -> TextClause:
     names = ", ".join(columns)
-    return text(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_unnest(table, columns)}")
+    values = ", ".join(_value(table, c) for c in columns)
+    return text(f"INSERT INTO {table.name} ({names}) SELECT {values} FROM {_unnest(table, columns)}")
 
 
 def as_arrays(rows: list[dict[str, object]], columns: Sequence[str]) -> dict[str, list[object]]:
     """One list per column; a mapper that grew a column these statements do not write is a bug, not data loss."""
     if rows and rows[0].keys() != set(columns):
         raise RuntimeError(f"columns {sorted(rows[0].keys() ^ set(columns))} are not in the bulk statement")
-    return {name: [row[name] for row in rows] for name in columns}
+    return {name: [_array_text(row[name]) for row in rows] for name in columns}
+
+
+def _array_text(value: object) -> object:
+    """A list (an array column's value) as PostgreSQL's array literal; anything else as it is."""
+    if isinstance(value, list):
+        return "{" + ",".join(str(item) for item in value) + "}"
+    return value
 
 
 def json_text(value: object) -> str | None:

@@ -17,6 +17,7 @@ from triage_pipeline.domain.example import ExampleSource, TriageExample, search_
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt
 from triage_pipeline.domain.review import ReviewStatus
+from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.domain.statuses import AttemptOutcome, BatchStatus, TicketStatus, TriageJobStatus
 from triage_pipeline.domain.ticket import Ticket
 from triage_pipeline.domain.triage_answer import Priority, TriageAnswer
@@ -289,7 +290,8 @@ def example_from_row(row: TriageExampleRow, similarity: float | None = None) -> 
 
 
 def example_to_values(example: TriageExample) -> dict[str, object]:
-    """TriageExample -> column values, with the search text and text key derived from its text."""
+    """TriageExample -> column values, with the search text, its bands and the text key derived from its text."""
+    searched = search_text(example.title, example.description)
     return {
         "id": example.id,
         "owner_id": example.owner_id,
@@ -303,7 +305,8 @@ def example_to_values(example: TriageExample) -> dict[str, object]:
         "ticket_id": example.ticket_id,
         "correction_id": example.correction_id,
         "reference": example.reference,
-        "search_text": search_text(example.title, example.description),
+        "search_text": searched,
+        "similarity_bands": similarity_bands(searched),
         "text_key": text_key(example.title, example.description),
         "created_at": example.created_at,
         "updated_at": example.created_at,

@@ -269,7 +269,8 @@ class ApiKeyRow(Timestamped, Base):
 
 class TriageExampleRow(Timestamped, Base):
     """Table `triage_examples`: labelled examples; `search_text` carries the trigram index of the
-    similarity search, `text_key` the sha256 of the normalised text (see `domain.example`)."""
+    similarity search, `similarity_bands` the MinHash bands a large bank takes its candidates by
+    (`domain.similarity_bands`), `text_key` the sha256 of the normalised text (see `domain.example`)."""
 
     __tablename__ = "triage_examples"
     __table_args__ = (
@@ -280,6 +281,12 @@ class TriageExampleRow(Timestamped, Base):
             "search_text",
             postgresql_using="gist",
             postgresql_ops={"search_text": "gist_trgm_ops(siglen=512)"},
+        ),
+        Index(
+            "ix_triage_examples_bands",
+            "similarity_bands",
+            postgresql_using="gin",
+            postgresql_ops={"similarity_bands": "gin__int_ops"},
         ),
         Index("ix_triage_examples_owner_created", "owner_id", "created_at", "id"),
         Index("uq_triage_examples_ticket", "ticket_id", unique=True, postgresql_where=text("ticket_id IS NOT NULL")),
@@ -306,6 +313,7 @@ class TriageExampleRow(Timestamped, Base):
     correction_id: Mapped[UUID | None] = mapped_column(ForeignKey("triage_corrections.id", ondelete="SET NULL"))
     reference: Mapped[str] = mapped_column(String(500), server_default="")
     search_text: Mapped[str] = mapped_column(Text)
+    similarity_bands: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
     text_key: Mapped[str] = mapped_column(String(64))
 
 
