@@ -224,16 +224,18 @@ class DeleteExample:
 
 @dataclass(frozen=True, slots=True)
 class SeedExamplesCommand:
-    """The shipped starter examples, added to the shared bank once."""
+    """The shipped starter examples in the file's order, each added to the shared bank once."""
 
     items: Sequence[NewExample]
     prompt_name: str = DEFAULT_PROMPT_NAME
 
 
 class SeedSharedExamples:
-    """Import the starter examples into the shared bank unless any of them is already there.
+    """Import into the shared bank the starter examples that come after the last one imported before.
 
-    Once: an admin who deleted some starter examples does not get them back at the next start.
+    The shipped file only grows at its end, so a new release's examples reach an existing bank at its next
+    start, while an admin who deleted some earlier starter examples does not get them back. The examples are
+    recognised by their `reference` (`starter STARTER-0241`).
     """
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
@@ -241,10 +243,12 @@ class SeedSharedExamples:
         self._uow = uow
 
     def execute(self, command: SeedExamplesCommand) -> int:
-        """How many examples were added (0: they were seeded before)."""
+        """How many examples were added (0: every one was seeded before)."""
         with self._uow() as uow:
-            present = uow.examples.ids_by_text_key(None, [text_key(i.title, i.description) for i in command.items])
-        if present:
+            present = uow.examples.references_present(None, [item.reference for item in command.items])
+        last_present = max((i for i, item in enumerate(command.items) if item.reference in present), default=-1)
+        new = command.items[last_present + 1 :]
+        if not new:
             return 0
-        results = self._import.execute(ImportExamplesCommand(command.items, None, command.prompt_name))
+        results = self._import.execute(ImportExamplesCommand(new, None, command.prompt_name))
         return sum(1 for r in results if r.status is ExampleItemStatus.CREATED)

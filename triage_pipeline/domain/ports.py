@@ -385,6 +385,10 @@ class ExampleRepository(Protocol):
         """Examples of exactly this owner (None: shared ones) whose text key is one of `keys`."""
         ...
 
+    def references_present(self, owner_id: UUID | None, references: Sequence[str]) -> set[str]:
+        """Which of `references` an example of exactly this owner (None: shared ones) carries."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     """Issued API keys (hashes only)."""

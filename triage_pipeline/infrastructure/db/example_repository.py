@@ -205,3 +205,12 @@ class SqlExampleRepository:
             )
         )
         return {key: example_id for key, example_id in rows}
+
+    def references_present(self, owner_id: UUID | None, references: Sequence[str]) -> set[str]:
+        if not references:
+            return set()
+        owner = TriageExampleRow.owner_id.is_(None) if owner_id is None else TriageExampleRow.owner_id == owner_id
+        rows = self._session.scalars(
+            select(TriageExampleRow.reference).where(owner, TriageExampleRow.reference.in_(list(set(references))))
+        )
+        return set(rows)
