@@ -10,12 +10,12 @@ from uuid import UUID, uuid4
 from alembic import command
 from sqlalchemy import create_engine, event, pool, text
 
-from tests.integration.test_examples_and_review import triage
+from tests.integration.test_examples_and_review import other_owner, triage
 from triage_pipeline.application.corrections import CorrectTriage, CorrectTriageCommand
 from triage_pipeline.application.examples import ExampleItemStatus, ImportExamples, ImportExamplesCommand, NewExample
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.example import search_text
-from triage_pipeline.domain.owner import DEFAULT_OWNER_ID, Owner
+from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES, Priority
@@ -95,12 +95,8 @@ def test_bands_find_the_nearest_example_and_others_almost_as_near_as_the_exact_s
 
 
 def test_bands_keep_to_the_owner_the_vocabulary_and_never_return_the_same_text(container: Container) -> None:
-    now = container.clock.now()
-    other = Owner(id=uuid4(), name="other tenant", created_at=now, updated_at=now)
-    with container.uow() as uow:
-        uow.owners.add(other)
-        uow.commit()
-    import_bank(container, other.id, per_topic=6, seed=2)
+    other = other_owner(container)
+    import_bank(container, other, per_topic=6, seed=2)
     results = container.use(ImportExamples).execute(
         ImportExamplesCommand([NewExample("billing question", TOPICS["billing"], "billing", "high")], DEFAULT_OWNER_ID)
     )
@@ -110,11 +106,11 @@ def test_bands_keep_to_the_owner_the_vocabulary_and_never_return_the_same_text(c
         banded = SqlExampleRepository(uow.session, approximate_from=0)
         as_me = banded.nearest([same_text], 3, DEFAULT_CATEGORIES, exclude_same_text=False)[same_text.key]
         without_itself = banded.nearest([same_text], 3, DEFAULT_CATEGORIES, exclude_same_text=True)[same_text.key]
-        as_other = ExampleQuery(uuid4(), other.id, "billing question", TOPICS["billing"])
+        as_other = ExampleQuery(uuid4(), other, "billing question", TOPICS["billing"])
         theirs = banded.nearest([as_other], 3, ("outage", "how_to"), exclude_same_text=False)[as_other.key]
     assert [e.id for e in as_me] == [mine]
     assert without_itself == []
-    assert len(theirs) == 3 and {e.owner_id for e in theirs} == {other.id}
+    assert len(theirs) == 3 and {e.owner_id for e in theirs} == {other}
     assert {e.category for e in theirs} <= {"outage", "how_to"}
 
 
