@@ -31,7 +31,7 @@ def test_upgrade_downgrade_upgrade_round_trip_succeeds(pg_server: EmbeddedPostgr
         owners = conn.execute(text("SELECT count(*) FROM owners WHERE id = '00000000-0000-0000-0000-000000000000'"))
         assert owners.scalar_one() == 1
         active = conn.execute(text("SELECT version FROM prompts WHERE name='triage' AND is_active")).scalar_one()
-        assert active == 2  # 0007: the few-shot version
+        assert active == 3  # 0012: the few-shot version with room for the longest answer
     engine.dispose()
 
 
@@ -41,3 +41,31 @@ def test_orm_models_match_the_migrated_schema(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_the_v3_prompt_becomes_active_only_where_v2_still_was(pg_server: EmbeddedPostgres) -> None:
+    engine_urls = {name: pg_server.ensure_database(name) for name in ("triage_v3_default", "triage_v3_chosen")}
+    for url in engine_urls.values():
+        command.upgrade(alembic_config(url), "0011")
+    chosen = create_engine(engine_urls["triage_v3_chosen"], poolclass=pool.NullPool)
+    with chosen.begin() as conn:  # an admin went back to version 1
+        conn.execute(text("UPDATE prompts SET is_active = false WHERE name = 'triage'"))
+        conn.execute(text("UPDATE prompts SET is_active = true WHERE name = 'triage' AND version = 1"))
+    chosen.dispose()
+    active_sql = text("SELECT version FROM prompts WHERE name='triage' AND is_active")
+    v3_sql = text("SELECT model_options, few_shot_k FROM prompts WHERE name='triage' AND version=3")
+    actives = {}
+    for name, url in engine_urls.items():
+        command.upgrade(alembic_config(url), "head")
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.connect() as conn:
+            actives[name] = conn.execute(active_sql).scalar_one()
+            v3 = conn.execute(v3_sql).one()
+        engine.dispose()
+        assert v3.model_options["num_predict"] == 512 and v3.few_shot_k == 3
+    assert actives == {"triage_v3_default": 3, "triage_v3_chosen": 1}
+    command.downgrade(alembic_config(engine_urls["triage_v3_default"]), "0011")
+    engine = create_engine(engine_urls["triage_v3_default"], poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        assert conn.execute(active_sql).scalar_one() == 2
+    engine.dispose()

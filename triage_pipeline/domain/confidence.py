@@ -32,7 +32,9 @@ PRIORITY_MODEL_WEIGHT = 0.0
 evaluation tickets with the offline model (README, Quality). For the category a mix beat either alone there
 (70% at 0.3, against 62.5% for the model and 60% for the vote), and the full 160 tickets agreed that the
 model should weigh less than the vote. For the priority the vote beat the model (45% against 27.5%) and every
-mix, so the model's priority only breaks ties and stands where no example was found."""
+mix, so the model's priority only breaks ties and stands where no example was found. Checked again once the
+shipped bank grew to 600 examples, on 120 of them held out in turn (each never shown itself): 0.3 still gave
+the best category accuracy (61.7%, against 60.0% at 0 and 58.3% at 0.5) and 0 the best priority (45.8%)."""
 
 
 class Signal(StrEnum):
