@@ -24,6 +24,7 @@ APP_TABLES = (
     "webhook_events",
     "webhook_endpoints",
     "triage_examples",
+    "example_seeds",
     "api_keys",
     "evaluation_runs",
     "triage_corrections",

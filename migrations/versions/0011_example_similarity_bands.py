@@ -37,13 +37,10 @@ def upgrade() -> None:
         sa.Column("similarity_bands", postgresql.ARRAY(sa.Integer()), nullable=False, server_default="{}"),
     )
     connection = op.get_bind()
-    last_id = None
+    last_id = "00000000-0000-0000-0000-000000000000"  # below every uuid4
     while True:
         rows = connection.execute(
-            sa.text(
-                "SELECT id, search_text FROM triage_examples WHERE CAST(:last AS uuid) IS NULL OR id > :last"
-                " ORDER BY id LIMIT :batch"
-            ),
+            sa.text("SELECT id, search_text FROM triage_examples WHERE id > CAST(:last AS uuid) ORDER BY id LIMIT :batch"),
             {"last": last_id, "batch": _BATCH},
         ).all()
         if not rows:

@@ -72,14 +72,36 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    was_active = op.get_bind().execute(
+    bind = op.get_bind()
+    was_active = bind.execute(
         sa.text("SELECT is_active FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID)
     ).scalar_one_or_none()
-    op.execute(sa.text("DELETE FROM prompt_activations WHERE prompt_id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
-    op.execute(sa.text("DELETE FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
+    if was_active is None:
+        return
+    # The version this migration replaced, if it made version 3 the active one.
+    previous = bind.execute(
+        sa.text(
+            "SELECT previous_version FROM prompt_activations"
+            " WHERE prompt_id = CAST(:id AS uuid) AND activated_by = 'migration 0012'"
+        ).bindparams(id=PROMPT_ID)
+    ).scalar_one_or_none()
+    used = bind.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM triage_job_logs WHERE prompt_id = CAST(:id AS uuid))"
+            " OR EXISTS (SELECT 1 FROM evaluation_runs WHERE prompt_id = CAST(:id AS uuid))"
+        ).bindparams(id=PROMPT_ID)
+    ).scalar_one()
+    if used:  # attempts and evaluations keep the version they ran with: switch it off, keep the row
+        op.execute(sa.text("UPDATE prompts SET is_active = false WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
+    else:
+        op.execute(
+            sa.text("DELETE FROM prompt_activations WHERE prompt_id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID)
+        )
+        op.execute(sa.text("DELETE FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
     if was_active:
+        restored = previous if previous is not None else 2
         op.execute(
             sa.text(
-                "UPDATE prompts SET is_active = true, activated_at = now() WHERE id = CAST(:source AS uuid)"
-            ).bindparams(source=SOURCE_ID)
+                "UPDATE prompts SET is_active = true, activated_at = now() WHERE name = 'triage' AND version = :v"
+            ).bindparams(v=restored)
         )

@@ -68,4 +68,19 @@ def test_the_v3_prompt_becomes_active_only_where_v2_still_was(pg_server: Embedde
     engine = create_engine(engine_urls["triage_v3_default"], poolclass=pool.NullPool)
     with engine.connect() as conn:
         assert conn.execute(active_sql).scalar_one() == 2
+        assert conn.execute(text("SELECT count(*) FROM prompts WHERE version = 3")).scalar_one() == 0
     engine.dispose()
+    used = create_engine(engine_urls["triage_v3_chosen"], poolclass=pool.NullPool)
+    with used.begin() as conn:  # an evaluation ran with version 3: the downgrade must keep the row
+        conn.execute(
+            text(
+                "INSERT INTO evaluation_runs (id, prompt_id, prompt_name, prompt_version, model, dataset,"
+                " dataset_sha256, report) SELECT gen_random_uuid(), id, name, version, 'm', 'd', 's', '{}'"
+                " FROM prompts WHERE name = 'triage' AND version = 3"
+            )
+        )
+    command.downgrade(alembic_config(engine_urls["triage_v3_chosen"]), "0011")
+    with used.connect() as conn:
+        assert conn.execute(active_sql).scalar_one() == 1
+        assert conn.execute(text("SELECT is_active FROM prompts WHERE version = 3")).scalar_one() is False
+    used.dispose()

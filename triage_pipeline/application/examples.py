@@ -224,8 +224,9 @@ class DeleteExample:
 
 @dataclass(frozen=True, slots=True)
 class SeedExamplesCommand:
-    """The shipped starter examples in the file's order, each added to the shared bank once."""
+    """The shipped starter examples of the file `source`, in the file's order."""
 
+    source: str
     items: Sequence[NewExample]
     prompt_name: str = DEFAULT_PROMPT_NAME
 
@@ -233,9 +234,10 @@ class SeedExamplesCommand:
 class SeedSharedExamples:
     """Import into the shared bank the starter examples that come after the last one imported before.
 
-    The shipped file only grows at its end, so a new release's examples reach an existing bank at its next
-    start, while an admin who deleted some earlier starter examples does not get them back. The examples are
-    recognised by their `reference` (`starter STARTER-0241`).
+    The shipped file only grows at its end. The last reference imported is kept (`example_seeds`), so a new
+    release's examples reach an existing bank at its next start and examples an admin deleted stay deleted.
+    A bank seeded before that mark existed (or loaded with `triage examples import`, whose references
+    differ) is placed by text: after the last of the file's examples it holds.
     """
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
@@ -244,11 +246,21 @@ class SeedSharedExamples:
 
     def execute(self, command: SeedExamplesCommand) -> int:
         """How many examples were added (0: every one was seeded before)."""
-        with self._uow() as uow:
-            present = uow.examples.references_present(None, [item.reference for item in command.items])
-        last_present = max((i for i, item in enumerate(command.items) if item.reference in present), default=-1)
-        new = command.items[last_present + 1 :]
-        if not new:
+        items = list(command.items)
+        if not items:
             return 0
-        results = self._import.execute(ImportExamplesCommand(new, None, command.prompt_name))
+        with self._uow() as uow:
+            mark = uow.examples.seed_mark(command.source)
+            references = [item.reference for item in items]
+            if mark in references:
+                last_seeded = references.index(mark)
+            else:
+                keys = [text_key(i.title, i.description) for i in items]
+                present = uow.examples.ids_by_text_key(None, keys)
+                last_seeded = max((i for i, key in enumerate(keys) if key in present), default=-1)
+        new = items[last_seeded + 1 :]
+        results = self._import.execute(ImportExamplesCommand(new, None, command.prompt_name)) if new else []
+        with self._uow() as uow:
+            uow.examples.set_seed_mark(command.source, references[-1])
+            uow.commit()
         return sum(1 for r in results if r.status is ExampleItemStatus.CREATED)

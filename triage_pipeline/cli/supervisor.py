@@ -65,11 +65,11 @@ def seed_starter_examples(settings: Settings, database_url: str) -> str:
     ]
     container = Container(settings, database_url=database_url)
     try:
-        added = container.use(SeedSharedExamples).execute(SeedExamplesCommand(items))
+        added = container.use(SeedSharedExamples).execute(SeedExamplesCommand(path.name, items))
     finally:
         container.close()
     if added:
-        return f"{added} shipped starter examples imported into the shared bank ({path.name}), once"
+        return f"{added} shipped starter examples imported into the shared bank ({path.name}), each once"
     return "shipped starter examples already imported (shared bank)"
 
 

@@ -385,9 +385,11 @@ class ExampleRepository(Protocol):
         """Examples of exactly this owner (None: shared ones) whose text key is one of `keys`."""
         ...
 
-    def references_present(self, owner_id: UUID | None, references: Sequence[str]) -> set[str]:
-        """Which of `references` an example of exactly this owner (None: shared ones) carries."""
+    def seed_mark(self, source: str) -> str | None:
+        """The reference of the last example imported from the shipped file `source`; None before the first."""
         ...
+
+    def set_seed_mark(self, source: str, reference: str) -> None: ...
 
 
 class ApiKeyRepository(Protocol):

@@ -43,6 +43,10 @@ def _is_array(table: Table, column: str) -> bool:
     return isinstance(table.c[column].type, ARRAY)
 
 
+# The array columns the bulk statements write: the examples' bands, integers (text would need quoting).
+_INTEGER_ARRAYS = frozenset(c.name for c in _EXAMPLES.c if _is_array(_EXAMPLES, c.name))
+
+
 def _value(table: Table, column: str) -> str:
     """An unnested column's value, an array column's cast back from its text."""
     return (
@@ -69,14 +73,19 @@ def as_arrays(rows: list[dict[str, object]], columns: Sequence[str]) -> dict[str
     """One list per column; a mapper that grew a column these statements do not write is a bug, not data loss."""
     if rows and rows[0].keys() != set(columns):
         raise RuntimeError(f"columns {sorted(rows[0].keys() ^ set(columns))} are not in the bulk statement")
-    return {name: [_array_text(row[name]) for row in rows] for name in columns}
+    return {
+        name: [_integer_array_text(row[name]) for row in rows]
+        if name in _INTEGER_ARRAYS
+        else [row[name] for row in rows]
+        for name in columns
+    }
 
 
-def _array_text(value: object) -> object:
-    """A list (an array column's value) as PostgreSQL's array literal; anything else as it is."""
-    if isinstance(value, list):
-        return "{" + ",".join(str(item) for item in value) + "}"
-    return value
+def _integer_array_text(value: object) -> str:
+    """An integer array column's value as PostgreSQL's array literal (see `_unnest`)."""
+    if not isinstance(value, list):
+        raise TypeError(f"an integer array column needs a list, not {type(value).__name__}")
+    return "{" + ",".join(str(int(item)) for item in value) + "}"
 
 
 def json_text(value: object) -> str | None:

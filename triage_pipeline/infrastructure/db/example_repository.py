@@ -20,7 +20,7 @@ from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.infrastructure.db.bulk_statements import EXAMPLE_COLUMNS, INSERT_EXAMPLES, as_arrays
 from triage_pipeline.infrastructure.db.mappers import example_from_row, example_to_values
-from triage_pipeline.infrastructure.db.models import TriageExampleRow
+from triage_pipeline.infrastructure.db.models import ExampleSeedRow, TriageExampleRow
 from triage_pipeline.infrastructure.db.ticket_repository import decode_cursor, encode_cursor
 
 # Every query's k nearest in one statement: a LATERAL kNN scan of the GiST trigram index per query
@@ -206,11 +206,15 @@ class SqlExampleRepository:
         )
         return {key: example_id for key, example_id in rows}
 
-    def references_present(self, owner_id: UUID | None, references: Sequence[str]) -> set[str]:
-        if not references:
-            return set()
-        owner = TriageExampleRow.owner_id.is_(None) if owner_id is None else TriageExampleRow.owner_id == owner_id
-        rows = self._session.scalars(
-            select(TriageExampleRow.reference).where(owner, TriageExampleRow.reference.in_(list(set(references))))
+    def seed_mark(self, source: str) -> str | None:
+        row = self._session.get(ExampleSeedRow, source)
+        return row.last_reference if row else None
+
+    def set_seed_mark(self, source: str, reference: str) -> None:
+        self._session.execute(
+            insert(ExampleSeedRow)
+            .values(source=source, last_reference=reference)
+            .on_conflict_do_update(
+                index_elements=["source"], set_={"last_reference": reference, "updated_at": func.now()}
+            )
         )
-        return set(rows)

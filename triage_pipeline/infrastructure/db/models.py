@@ -413,3 +413,13 @@ class PipelineStepOutputRow(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ExampleSeedRow(Timestamped, Base):
+    """Table `example_seeds`: how far a shipped example file has been imported into the shared bank
+    (`SeedSharedExamples`), so a start imports only what a newer release appended to it."""
+
+    __tablename__ = "example_seeds"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_reference: Mapped[str] = mapped_column(String(500))
