@@ -74,15 +74,16 @@ def as_arrays(rows: list[dict[str, object]], columns: Sequence[str]) -> dict[str
     if rows and rows[0].keys() != set(columns):
         raise RuntimeError(f"columns {sorted(rows[0].keys() ^ set(columns))} are not in the bulk statement")
     return {
-        name: [_integer_array_text(row[name]) for row in rows]
+        name: [integer_array_text(row[name]) for row in rows]
         if name in _INTEGER_ARRAYS
         else [row[name] for row in rows]
         for name in columns
     }
 
 
-def _integer_array_text(value: object) -> str:
-    """An integer array column's value as PostgreSQL's array literal (see `_unnest`)."""
+def integer_array_text(value: object) -> str:
+    """An integer list as PostgreSQL's array literal: how one array travels inside an array parameter, which
+    unnest would otherwise flatten (`_unnest`, the band search of `SqlExampleRepository`)."""
     if not isinstance(value, list):
         raise TypeError(f"an integer array column needs a list, not {type(value).__name__}")
     return "{" + ",".join(str(int(item)) for item in value) + "}"

@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 from triage_pipeline.domain.example import TriageExample, search_text, text_key
 from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.similarity_bands import similarity_bands
-from triage_pipeline.infrastructure.db.bulk_statements import EXAMPLE_COLUMNS, INSERT_EXAMPLES, as_arrays
+from triage_pipeline.infrastructure.db.bulk_statements import (
+    EXAMPLE_COLUMNS,
+    INSERT_EXAMPLES,
+    as_arrays,
+    integer_array_text,
+)
 from triage_pipeline.infrastructure.db.mappers import example_from_row, example_to_values
 from triage_pipeline.infrastructure.db.models import ExampleSeedRow, TriageExampleRow
 from triage_pipeline.infrastructure.db.ticket_repository import decode_cursor, encode_cursor
@@ -149,7 +154,7 @@ class SqlExampleRepository:
         params = {"categories": list(categories), "exclude_same_text": exclude_same_text, "k": k}
         exact = list(queries)
         if self._large_bank():
-            bands = ["{" + ",".join(map(str, similarity_bands(texts[q.key]))) + "}" for q in queries]
+            bands = [integer_array_text(similarity_bands(texts[q.key])) for q in queries]
             self._collect(
                 found, _NEAREST_BY_BANDS, queries, texts, {**params, "bands": bands, "candidates": CANDIDATES}
             )
