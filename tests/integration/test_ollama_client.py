@@ -99,6 +99,18 @@ def test_probabilities_of_the_category_and_priority_come_from_the_logprobs_of_th
     assert result.answer.confidence == pytest.approx(0.8)  # what the model says of itself is kept as it is
 
 
+def test_the_categories_the_model_leaned_to_are_read_from_the_top_logprobs_where_the_value_begins(
+    client: OllamaClient, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.answer_probabilities(category=0.6, priority=0.9, category_alternatives={"bug": 0.25, "outage": 0.05})
+
+    result = client.triage(rendered())
+
+    assert result.answer.category == "billing"
+    assert result.category_distribution == pytest.approx({"billing": 0.6, "bug": 0.25, "outage": 0.05})
+    assert result.priority_distribution == pytest.approx({result.answer.priority.value: 0.9})
+
+
 def test_probabilities_are_those_of_each_answer(client: OllamaClient, fake_ollama: FakeOllama) -> None:
     fake_ollama.answer_probabilities(category=0.3, priority=0.6, when_ticket_contains="unsure")
 
@@ -122,6 +134,7 @@ def test_a_server_without_logprobs_gives_a_valid_answer_without_probabilities(
     assert result.answer.category == "billing"
     assert result.category_probability is None
     assert result.priority_probability is None
+    assert result.category_distribution is None
 
 
 def test_answer_is_validated_against_the_prompts_own_category_vocabulary(

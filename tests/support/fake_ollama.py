@@ -24,7 +24,9 @@ sent), `max_concurrent_chats` (received and not yet ended, waiting ones included
 A chat with `"logprobs": true` gets Ollama's `logprobs` list (Ollama 0.12.11+): the answer is cut
 into word-piece tokens, and the tokens of the category's value and of the priority's value carry
 logprobs whose joint probability is what `answer_probabilities` set (0.9 unless told); every other
-token is 0.99 likely. `logprobs_supported=False` plays an older Ollama, which ignores the request
+token is 0.99 likely. The first token of the category's value lists, in its `top_logprobs`, the
+other categories `answer_probabilities(category_alternatives=...)` names, each as a token that begins
+it. `logprobs_supported=False` plays an older Ollama, which ignores the request
 fields and sends no logprobs.
 """
 
@@ -104,6 +106,7 @@ class _Override:
 class _Probabilities:
     category: float
     priority: float
+    category_alternatives: tuple[tuple[str, float], ...] = ()
 
 
 _DEFAULT_PROBABILITIES = _Probabilities(DEFAULT_VALUE_PROBABILITY, DEFAULT_VALUE_PROBABILITY)
@@ -254,14 +257,22 @@ class FakeOllama:
             self._overrides.append(_Override(text, behaviour, times))
 
     def answer_probabilities(
-        self, *, category: float, priority: float, when_ticket_contains: str | None = None
+        self,
+        *,
+        category: float,
+        priority: float,
+        when_ticket_contains: str | None = None,
+        category_alternatives: Mapping[str, float] | None = None,
     ) -> None:
         """How sure the model is of the category and the priority it writes: the joint probability
         of each value's tokens in `logprobs`. For every later answer, or (winning over that) for the
-        answers to tickets containing `when_ticket_contains`, the first such setting that matches."""
-        if not (0.0 < category <= 1.0 and 0.0 < priority <= 1.0):
+        answers to tickets containing `when_ticket_contains`, the first such setting that matches.
+        `category_alternatives`: other categories the model leaned to, with the probability of the token
+        that begins each, listed where the category's value begins."""
+        alternatives = tuple((category_alternatives or {}).items())
+        if not (0.0 < category <= 1.0 and 0.0 < priority <= 1.0) or not all(0.0 < p < 1.0 for _, p in alternatives):
             raise ValueError("probabilities must be in (0, 1]")
-        probabilities = _Probabilities(category, priority)
+        probabilities = _Probabilities(category, priority, alternatives)
         with self._lock:
             if when_ticket_contains is None:
                 self._probabilities = probabilities
@@ -370,13 +381,12 @@ class FakeOllama:
                 return self._fail_first_behaviour
             return self.behaviour
 
-    def _value_probabilities(self, ticket_text: str) -> dict[str, float]:
+    def _value_probabilities(self, ticket_text: str) -> _Probabilities:
         with self._lock:
-            chosen = next(
+            return next(
                 (probabilities for text, probabilities in self._ticket_probabilities if text in ticket_text),
                 self._probabilities,
             )
-        return {"category": chosen.category, "priority": chosen.priority}
 
     def _end_chat(self) -> None:
         with self._lock:
@@ -662,38 +672,48 @@ def _tokens(content: str) -> list[str]:
 
 
 def _logprobs(
-    tokens: list[str], spans: Mapping[str, tuple[int, int]], probabilities: Mapping[str, float], top: int
+    tokens: list[str], spans: Mapping[str, tuple[int, int]], probabilities: _Probabilities, top: int
 ) -> list[Logprob]:
-    """One entry per token: the tokens of each value in `probabilities` share its probability evenly."""
+    """One entry per token: the tokens of each value share its probability evenly; the category's first
+    token lists the alternatives set for it."""
     starts = [0]
     for token in tokens:
         starts.append(starts[-1] + len(token))
     logprob = [math.log(OTHER_TOKEN_PROBABILITY)] * len(tokens)
-    for field, probability in probabilities.items():
+    leaning: dict[int, tuple[tuple[str, float], ...]] = {}
+    for field, probability in (("category", probabilities.category), ("priority", probabilities.priority)):
         if field not in spans:
             continue
         first, last = spans[field]
         inside = [i for i in range(len(tokens)) if starts[i] < last and starts[i + 1] > first]
         for i in inside:
             logprob[i] = math.log(probability) / len(inside)
+        if field == "category" and inside:
+            leaning[inside[0]] = probabilities.category_alternatives
     return [
         Logprob(
             token=token,
             logprob=value,
             bytes=list(token.encode()),
-            top_logprobs=_alternatives(token, value, top) or None,
+            top_logprobs=_alternatives(token, value, top, leaning.get(i, ())) or None,
         )
-        for token, value in zip(tokens, logprob, strict=True)
+        for i, (token, value) in enumerate(zip(tokens, logprob, strict=True))
     ]
 
 
-def _alternatives(token: str, logprob: float, top: int) -> list[TokenLogprob]:
-    """The token and `top - 1` made-up ones sharing the rest of the probability, most likely first."""
+def _alternatives(
+    token: str, logprob: float, top: int, named: tuple[tuple[str, float], ...] = ()
+) -> list[TokenLogprob]:
+    """The token, the `named` ones, and made-up ones sharing the rest of the probability up to `top`,
+    most likely first."""
     if top <= 0:
         return []
-    rest = math.log(max(1e-12, -math.expm1(logprob)) / (top - 1)) if top > 1 else 0.0
-    made_up = [TokenLogprob(token=f"<alt {n}>", logprob=rest) for n in range(1, top)]
-    return sorted([TokenLogprob(token=token, logprob=logprob), *made_up], key=lambda alt: -alt.logprob)
+    listed = [TokenLogprob(token=token, logprob=logprob)]
+    listed += [TokenLogprob(token=text, logprob=math.log(p)) for text, p in named]
+    left = max(1e-12, 1.0 - sum(math.exp(alt.logprob) for alt in listed))
+    fill = top - len(listed)
+    listed += [TokenLogprob(token=f"<alt {n}>", logprob=math.log(left / fill)) for n in range(1, fill + 1)]
+    return sorted(listed, key=lambda alt: -alt.logprob)[:top]
 
 
 def _final(

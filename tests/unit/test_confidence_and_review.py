@@ -101,6 +101,23 @@ def test_neighbour_label_outside_the_vocabulary_never_wins() -> None:
     assert decide_label("bug", 0.2, vote, VOCABULARY).label == "bug"
 
 
+def test_a_category_the_model_hesitated_towards_wins_when_the_neighbours_back_it() -> None:
+    vote = NeighbourVote.of([("billing", 0.6), ("bug", 0.4)])
+
+    written_only = decide_label("bug", 0.5, vote)
+    leaning = decide_label("bug", 0.5, vote, model_distribution={"bug": 0.5, "billing": 0.4})
+
+    assert written_only.label == "bug"
+    assert (leaning.label, leaning.overruled) == ("billing", True)
+    assert leaning.confidence == pytest.approx(0.5 * 0.6 + 0.5 * 0.4)
+
+
+def test_a_category_outside_the_vocabulary_in_the_models_distribution_never_wins() -> None:
+    vote = NeighbourVote.of([("bug", 0.5), ("retired_label", 0.5)])
+    decision = decide_label("bug", 0.2, vote, VOCABULARY, model_distribution={"bug": 0.2, "retired_label": 0.8})
+    assert decision.label == "bug"
+
+
 @pytest.mark.parametrize(
     ("confidence", "expected"), [(0.49, "NEEDS_REVIEW"), (0.5, "AUTO_APPLIED"), (0.9, "AUTO_APPLIED")]
 )
@@ -123,6 +140,22 @@ def test_settled_answer_logs_every_input_of_its_confidence() -> None:
     assert settled.log["signals"] == ["logprobs", "neighbours"]
     assert settled.log["priority_probability"] == 0.4
     assert settled.log["neighbour_shares"]["bug"] == pytest.approx(0.8)
+    assert settled.log["category_distribution"] is None  # a server that listed no alternatives
+
+
+def test_settled_answer_logs_the_models_distribution_over_categories() -> None:
+    settled = settle_answer(
+        answer("bug"),
+        category_probability=0.6,
+        priority_probability=0.9,
+        examples=[example("bug", 0.8)],
+        vocabulary=VOCABULARY,
+        review_threshold=0.5,
+        category_distribution={"bug": 0.6, "outage": 0.123456},
+        priority_distribution={"high": 0.9},
+    )
+    assert settled.log["category_distribution"] == {"bug": 0.6, "outage": 0.1235}
+    assert settled.log["priority_distribution"] == {"high": 0.9}
 
 
 def test_normalised_text_ignores_case_and_whitespace_so_evaluation_can_exclude_a_ticket_itself() -> None:

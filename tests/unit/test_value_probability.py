@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from triage_pipeline.infrastructure.llm.value_probability import (
+    Alternative,
     TokenLogprob,
     read_token_logprobs,
+    value_distribution,
     value_probability,
 )
 
@@ -191,3 +193,104 @@ def test_probability_never_exceeds_one() -> None:
     content = '{"category": "bug"}'
 
     assert value_probability(content, tokens((content, 1e-7)), "category") == 1.0
+
+
+LABELS = ("bug", "billing", "outage", "other", "how_to")
+
+
+def step(token: str, logprob: float, *alternatives: tuple[str, float]) -> dict[str, Any]:
+    """An Ollama `logprobs` entry with its `top_logprobs` alternatives (the token itself first)."""
+    top = [{"token": token, "logprob": logprob}] + [{"token": t, "logprob": lp} for t, lp in alternatives]
+    return {"token": token, "logprob": logprob, "top_logprobs": top}
+
+
+def test_the_labels_the_model_hesitated_between_get_the_probability_of_the_token_that_begins_them() -> None:
+    content = '{"category": "how_to"}'
+    read = read_token_logprobs(
+        [
+            step('{"category": "', 0.0),
+            step("how", math.log(0.6), ("bill", math.log(0.25)), ("outa", math.log(0.05)), ("Sure", math.log(0.04))),
+            step("_to", LOG_099),
+            step('"}', 0.0),
+        ]
+    )
+
+    distribution = value_distribution(content, read, "category", LABELS)
+
+    assert distribution == pytest.approx({"how_to": 0.6 * 0.99, "billing": 0.25, "outage": 0.05})
+
+
+def test_an_alternative_must_hold_what_the_step_holds_before_the_value() -> None:
+    content = '{"category": "bug"}'
+    read = read_token_logprobs(
+        [
+            step('{"category":', 0.0),
+            step(' "bug', math.log(0.7), (' "billing', math.log(0.2)), ('"outage', math.log(0.05))),
+            step('"}', 0.0),
+        ]
+    )
+
+    assert value_distribution(content, read, "category", LABELS) == pytest.approx({"bug": 0.7, "billing": 0.2})
+
+
+def test_a_whole_label_with_its_closing_quote_counts_and_an_ambiguous_beginning_does_not() -> None:
+    content = '{"category": "bug"}'
+    read = read_token_logprobs(
+        [
+            step('{"category": "', 0.0),
+            step("bug", math.log(0.5), ('other"', math.log(0.2)), ("b", math.log(0.1)), ("o", math.log(0.1))),
+            step('"}', 0.0),
+        ]
+    )
+
+    assert value_distribution(content, read, "category", LABELS) == pytest.approx({"bug": 0.5, "other": 0.2})
+
+
+def test_alternatives_of_one_label_add_up() -> None:
+    content = '{"category": "bug"}'
+    read = read_token_logprobs(
+        [
+            step('{"category": "', 0.0),
+            step("bug", math.log(0.5), ("out", math.log(0.1)), ("outage", math.log(0.2))),
+            step('"}', 0.0),
+        ]
+    )
+
+    assert value_distribution(content, read, "category", LABELS) == pytest.approx({"bug": 0.5, "outage": 0.3})
+
+
+@pytest.mark.parametrize(
+    ("content", "labels"),
+    [
+        pytest.param('{"category": "bug"}', ("billing", "outage"), id="written-value-not-a-label"),
+        pytest.param('{"priority": "low"}', LABELS, id="field-missing"),
+    ],
+)
+def test_no_distribution_without_a_written_label(content: str, labels: tuple[str, ...]) -> None:
+    assert value_distribution(content, tokens((content, LOG_09)), "category", labels) is None
+
+
+def test_no_distribution_without_logprobs_and_only_the_written_label_without_alternatives() -> None:
+    content = '{"category": "bug"}'
+
+    assert value_distribution(content, None, "category", LABELS) is None
+    assert value_distribution(content, tokens((content, LOG_09)), "category", LABELS) == pytest.approx({"bug": 0.9})
+
+
+def test_malformed_alternatives_are_left_out_and_the_tokens_still_read() -> None:
+    read = read_token_logprobs(
+        [
+            {
+                "token": "bug",
+                "logprob": -0.1,
+                "top_logprobs": [
+                    {"token": "bill", "logprob": "high"},
+                    "bill",
+                    {"logprob": -1.0},
+                    {"token": "out", "logprob": -2.0},
+                ],
+            }
+        ]
+    )
+
+    assert read == [TokenLogprob(b"bug", -0.1, (Alternative(b"out", -2.0),))]

@@ -167,6 +167,8 @@ class EvaluatePrompts:
             answer.answer,
             category_probability=answer.category_probability,
             priority_probability=answer.priority_probability,
+            category_distribution=answer.category_distribution,
+            priority_distribution=answer.priority_distribution,
             examples=examples,
             vocabulary=prompt.categories,
             review_threshold=prompt.review_threshold,

@@ -4,19 +4,20 @@ the most similar solved tickets.
 The model's self-reported `confidence` field is kept in the attempt's log only (`stated_confidence`): a
 small model writes 1.0 whatever it answers. What decides instead, for the category and for the priority alike:
 
-- the model's probability of the label it wrote (from the tokens' log-probabilities, when the server
-  returns them);
+- the model's probability of each label, when the server returns log-probabilities: of the label it
+  wrote from the tokens that wrote it, of the others it hesitated between from the alternatives listed
+  where the value begins (a label no alternative begins counts 0);
 - the neighbour vote: the similarity-weighted share of the retrieved examples that carry each label.
 
-With both, each label scores `model weight x the model's probability` (for the label it wrote only, since
-the others' are unknown) `+ (1 - model weight) x its share of the vote`, and the best-scoring label is the
-answer: a model unsure of its answer is overruled by examples that agree with each other. With one signal,
-the model's label stands and that signal is the confidence (unless the model's weight is 0: then the vote
-decides alone). With none, the confidence is 0, so the answer goes to review. The category's confidence,
-calibrated when the prompt version has a calibration, is the answer's.
+With both, each label scores `model weight x the model's probability + (1 - model weight) x its share of
+the vote`, and the best-scoring label is the answer: a model unsure of its answer is overruled by
+examples that agree with each other. With one signal, the model's label stands and that signal is the
+confidence (unless the model's weight is 0: then the vote decides alone). With none, the confidence is
+0, so the answer goes to review. The category's confidence, calibrated when the prompt version has a
+calibration, is the answer's.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -61,9 +62,11 @@ def decide_label(
     vote: NeighbourVote | None,
     vocabulary: tuple[str, ...] = (),
     model_weight: float = 0.5,
+    model_distribution: Mapping[str, float] | None = None,
 ) -> LabelDecision:
     """The stored label and its confidence (see the module's docstring). Labels outside `vocabulary` (when
-    given) never win."""
+    given) never win. `model_distribution`, when known, gives the model's probability of the labels it did
+    not write as well; the one it wrote keeps `model_probability`."""
     has_vote = vote is not None and bool(vote.shares)
     if has_vote and (model_probability is not None or model_weight == 0):
         assert vote is not None
@@ -72,7 +75,14 @@ def decide_label(
             for label, share in vote.shares.items()
             if not vocabulary or label in vocabulary
         }
-        scores[model_label] = scores.get(model_label, 0.0) + model_weight * (model_probability or 0.0)
+        model = {
+            label: probability
+            for label, probability in (model_distribution or {}).items()
+            if label != model_label and (not vocabulary or label in vocabulary)
+        }
+        model[model_label] = model_probability or 0.0
+        for label, probability in model.items():
+            scores[label] = scores.get(label, 0.0) + model_weight * probability
         # Ties keep the model's answer.
         best = max(scores, key=lambda label: (scores[label], label == model_label))
         signals = (Signal.LOGPROBS, Signal.NEIGHBOURS) if model_probability is not None else (Signal.NEIGHBOURS,)
@@ -91,6 +101,10 @@ def _clamp(value: float) -> float:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _probabilities(distribution: Mapping[str, float] | None) -> dict[str, float] | None:
+    return None if distribution is None else {label: round(p, 4) for label, p in distribution.items()}
 
 
 def _shares(vote: NeighbourVote | None) -> dict[str, float]:
@@ -113,6 +127,8 @@ def settle_answer(
     category_probability: float | None,
     priority_probability: float | None,
     examples: Sequence[TriageExample],
+    category_distribution: Mapping[str, float] | None = None,
+    priority_distribution: Mapping[str, float] | None = None,
     vocabulary: tuple[str, ...],
     review_threshold: float,
     calibration: CalibrationMap | None = None,
@@ -121,7 +137,9 @@ def settle_answer(
     probability of it and the neighbours' votes) and the category's confidence as the answer's confidence
     (see the module's docstring)."""
     vote = NeighbourVote.of_examples(examples, "category")
-    category = decide_label(model_answer.category, category_probability, vote, vocabulary, CATEGORY_MODEL_WEIGHT)
+    category = decide_label(
+        model_answer.category, category_probability, vote, vocabulary, CATEGORY_MODEL_WEIGHT, category_distribution
+    )
     priority_vote = NeighbourVote.of_examples(examples, "priority")
     priority = decide_label(
         model_answer.priority.value,
@@ -129,6 +147,7 @@ def settle_answer(
         priority_vote,
         tuple(p.value for p in Priority),
         PRIORITY_MODEL_WEIGHT,
+        priority_distribution,
     )
     # The calibration fitted on the prompt version's latest evaluation turns the raw score into the share of
     # answers with that score that were right: the number a reviewer can read as a probability.
@@ -147,6 +166,7 @@ def settle_answer(
         "stated_confidence": model_answer.confidence,
         "model_category": model_answer.category,
         "category_probability": _rounded(category_probability),
+        "category_distribution": _probabilities(category_distribution),
         "priority_probability": _rounded(priority_probability),
         "neighbour_shares": _shares(vote),
         "overruled": category.overruled,
@@ -154,5 +174,6 @@ def settle_answer(
         "priority_confidence": round(priority.confidence, 4),
         "priority_overruled": priority.overruled,
         "neighbour_priority_shares": _shares(priority_vote),
+        "priority_distribution": _probabilities(priority_distribution),
     }
     return SettledAnswer(answer, review_status_for(confidence, review_threshold), log)

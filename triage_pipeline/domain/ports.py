@@ -45,6 +45,11 @@ class LlmAnswer:
     the server returned none."""
     priority_probability: float | None = None
     """The same for the priority it wrote."""
+    category_distribution: Mapping[str, float] | None = None
+    """The model's probability of each category it considered where the value begins (the one it wrote
+    included, with `category_probability`); None without logprobs."""
+    priority_distribution: Mapping[str, float] | None = None
+    """The same for the priority."""
     host: str | None = None
     """The LLM host that answered (its base URL), recorded in the attempt's log."""
 

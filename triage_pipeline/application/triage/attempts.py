@@ -382,6 +382,8 @@ def settle(attempt: Attempt) -> SettledAnswer:
         attempt.answer.answer,
         category_probability=attempt.answer.category_probability,
         priority_probability=attempt.answer.priority_probability,
+        category_distribution=attempt.answer.category_distribution,
+        priority_distribution=attempt.answer.priority_distribution,
         examples=attempt.started.examples,
         vocabulary=prompt.categories if prompt else (),
         review_threshold=prompt.review_threshold if prompt else 0.0,

@@ -18,9 +18,10 @@ Every failure is raised as a classified `LlmError`:
 
 Every request asks for the tokens' log-probabilities (`logprobs`, `top_logprobs`, Ollama 0.12.11+):
 the answer then carries the model's probability of the category and of the priority it wrote
-(`value_probability`), a confidence measured rather than the `confidence` the model states about
-itself. An older server ignores the two fields and sends no logprobs: both probabilities are then
-None, and so they are when the logprobs do not spell the answer; neither is ever an error.
+(`value_probability`), and of the other labels it hesitated between (`value_distribution`): a
+confidence measured rather than the `confidence` the model states about itself. An older server
+ignores the two fields and sends no logprobs: the probabilities and distributions are then None, and
+so they are when the logprobs do not spell the answer; neither is ever an error.
 """
 
 import json
@@ -42,14 +43,20 @@ from triage_pipeline.domain.llm_errors import (
 )
 from triage_pipeline.domain.ports import LlmAnswer
 from triage_pipeline.domain.prompt import RenderedPrompt
+from triage_pipeline.domain.triage_answer import Priority
 from triage_pipeline.infrastructure.llm.answer_model import answer_model, to_domain
-from triage_pipeline.infrastructure.llm.value_probability import read_token_logprobs, value_probability
+from triage_pipeline.infrastructure.llm.value_probability import (
+    read_token_logprobs,
+    value_distribution,
+    value_probability,
+)
 
 # Enough of an error body to diagnose it without storing a whole HTML error page per attempt.
 _ERROR_BODY_MAX_CHARS = 4000
-# Most likely tokens per position asked of the server. Only the chosen tokens' logprobs are read
-# and the alternatives are not stored yet: a small number keeps the response small.
-TOP_LOGPROBS = 5
+# Most likely tokens per position asked of the server. The alternatives are read only where a label
+# begins (`value_distribution`); ten reach the labels a small model hesitates between and keep the
+# response small (Ollama allows up to 20).
+TOP_LOGPROBS = 10
 
 
 class ConnectFailed(LlmUnavailable):
@@ -146,6 +153,8 @@ class OllamaClient:
             total_duration_ms=_ns_to_ms(body.get("total_duration")),
             category_probability=value_probability(content, tokens, "category"),
             priority_probability=value_probability(content, tokens, "priority"),
+            category_distribution=value_distribution(content, tokens, "category", prompt.categories),
+            priority_distribution=value_distribution(content, tokens, "priority", [p.value for p in Priority]),
         )
 
     def version(self, *, timeout_s: float | None = None) -> str:

@@ -8,6 +8,10 @@ characters: exp(sum of their logprobs). A token that also holds the quote or the
 whole; with a grammar the first token often decides the value and the rest are near-certain, and
 the product is right either way.
 
+The same position also tells what else the model would have written there: each entry's `top_logprobs`
+lists the most likely tokens at that step. `value_distribution` reads them at the value's first token, so
+an answer carries the model's probability of the labels it did not write too, not only of the one it did.
+
 Everything here is pure and never raises on what a server sent: no logprobs (an older Ollama),
 malformed entries, or tokens that do not spell the content give None.
 """
@@ -22,11 +26,20 @@ _DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    """One generated token: its UTF-8 bytes and its log-probability."""
+class Alternative:
+    """A token the model could have generated at a step, with its log-probability."""
 
     piece: bytes
     logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its UTF-8 bytes, its log-probability and the step's most likely tokens."""
+
+    piece: bytes
+    logprob: float
+    top: tuple[Alternative, ...] = ()
 
 
 def read_token_logprobs(raw: object) -> list[TokenLogprob] | None:
@@ -47,8 +60,23 @@ def read_token_logprobs(raw: object) -> list[TokenLogprob] | None:
         piece = _token_bytes(entry)
         if piece is None:
             return None
-        tokens.append(TokenLogprob(piece, float(logprob)))
+        tokens.append(TokenLogprob(piece, float(logprob), _alternatives(entry.get("top_logprobs"))))
     return tokens
+
+
+def _alternatives(raw: object) -> tuple[Alternative, ...]:
+    """A step's `top_logprobs`; malformed entries are left out, since they only refine a probability."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            continue
+        logprob = entry.get("logprob")
+        piece = _token_bytes(entry)
+        if isinstance(logprob, int | float) and not isinstance(logprob, bool) and not math.isnan(logprob) and piece:
+            found.append(Alternative(piece, float(logprob)))
+    return tuple(found)
 
 
 def value_probability(content: str, tokens: Sequence[TokenLogprob] | None, field: str) -> float | None:
@@ -79,6 +107,53 @@ def value_probability(content: str, tokens: Sequence[TokenLogprob] | None, field
             break
         position = end
     return min(1.0, math.exp(total))
+
+
+def value_distribution(
+    content: str, tokens: Sequence[TokenLogprob] | None, field: str, labels: Sequence[str]
+) -> dict[str, float] | None:
+    """The model's probability of each of `labels` as the string value of `field`, as far as the tokens
+    tell: the label it wrote has its joint probability (`value_probability`); each other label has the
+    probability of the alternative token that begins it at the value's first step (the rest of a label
+    is near-certain once it has begun). Labels no alternative begins are left out: their probability is
+    below the least likely alternative listed. An alternative that begins several labels (`b` for `bug`
+    and `billing`) tells none of them apart and is ignored.
+
+    None when `value_probability` is None, or when the written value is not one of `labels`.
+    """
+    written = value_probability(content, tokens, field)
+    span = _string_value_span(content, field)
+    if written is None or span is None or tokens is None:
+        return None
+    value = json.loads(content[span[0] - 1 : span[1] + 1])
+    if value not in labels:
+        return None
+    first = len(content[: span[0]].encode("utf-8"))
+    position = 0
+    step = None
+    for token in tokens:
+        if position + len(token.piece) > first:
+            step = token
+            break
+        position += len(token.piece)
+    distribution: dict[str, float] = {}
+    if step is not None:
+        # What the step's token holds before the value (an opening quote), every alternative must hold too.
+        before = step.piece[: first - position]
+        encoded = {label: label.encode("utf-8") for label in labels}
+        for alternative in step.top:
+            if not alternative.piece.startswith(before):
+                continue
+            begun = alternative.piece[len(before) :]
+            matches = [
+                label
+                for label, text in encoded.items()
+                if begun and (text.startswith(begun) or begun.startswith(text + b'"'))
+            ]
+            if len(matches) == 1:
+                distribution[matches[0]] = distribution.get(matches[0], 0.0) + math.exp(alternative.logprob)
+    distribution[value] = written
+    return {label: min(1.0, probability) for label, probability in distribution.items()}
 
 
 def _token_bytes(entry: Mapping[str, object]) -> bytes | None:
