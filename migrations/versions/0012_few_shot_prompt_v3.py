@@ -13,11 +13,9 @@ Revises: 0011
 Create Date: 2026-11-30
 """
 
-import json
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from triage_pipeline.infrastructure.db.derived_prompt_version import add_derived_version, remove_derived_version
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -30,78 +28,17 @@ REVIEW_THRESHOLD = 0.7
 MODEL_OPTIONS = {"temperature": 0.0, "seed": 42, "num_predict": 512}
 
 
+
 def upgrade() -> None:
-    bind = op.get_bind()
-    version = bind.execute(sa.text("SELECT coalesce(max(version), 0) + 1 FROM prompts WHERE name = 'triage'"))
-    next_version = int(version.scalar_one())
-    source_active = bind.execute(
-        sa.text("SELECT is_active FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=SOURCE_ID)
-    ).scalar_one_or_none()
-    if source_active is None:
-        return  # no version 2 to derive from (a database whose prompts were replaced by hand)
-    if source_active:
-        op.execute(sa.text("UPDATE prompts SET is_active = false WHERE name = 'triage' AND is_active"))
-    op.execute(
-        sa.text(
-            "INSERT INTO prompts (id, name, version, description, system_text, user_template, output_schema,"
-            " model_options, is_active, activated_at, few_shot_k, review_threshold, created_at, updated_at)"
-            " SELECT CAST(:id AS uuid), name, :version, :description, system_text, user_template, output_schema,"
-            " CAST(:options AS jsonb), :active, CASE WHEN :active THEN now() END, few_shot_k, :threshold,"
-            " now(), now()"
-            " FROM prompts WHERE id = CAST(:source AS uuid)"
-        ).bindparams(
-            id=PROMPT_ID,
-            source=SOURCE_ID,
-            version=next_version,
-            description=(
-                f"Few-shot as version 2, num_predict 512; answers below {REVIEW_THRESHOLD} confidence go to review."
-            ),
-            options=json.dumps(MODEL_OPTIONS),
-            active=bool(source_active),
-            threshold=REVIEW_THRESHOLD,
-        )
+    add_derived_version(
+        prompt_id=PROMPT_ID,
+        source_id=SOURCE_ID,
+        revision=revision,
+        description=f"Few-shot as version 2, num_predict 512; answers below {REVIEW_THRESHOLD} confidence go to review.",
+        review_threshold=REVIEW_THRESHOLD,
+        model_options=MODEL_OPTIONS,
     )
-    if source_active:
-        op.execute(
-            sa.text(
-                "INSERT INTO prompt_activations (id, prompt_id, name, version, previous_version, activated_by)"
-                " SELECT gen_random_uuid(), CAST(:id AS uuid), 'triage', :version, version, 'migration 0012'"
-                " FROM prompts WHERE id = CAST(:source AS uuid)"
-            ).bindparams(id=PROMPT_ID, version=next_version, source=SOURCE_ID)
-        )
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    was_active = bind.execute(
-        sa.text("SELECT is_active FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID)
-    ).scalar_one_or_none()
-    if was_active is None:
-        return
-    # The version this migration replaced, if it made version 3 the active one.
-    previous = bind.execute(
-        sa.text(
-            "SELECT previous_version FROM prompt_activations"
-            " WHERE prompt_id = CAST(:id AS uuid) AND activated_by = 'migration 0012'"
-        ).bindparams(id=PROMPT_ID)
-    ).scalar_one_or_none()
-    used = bind.execute(
-        sa.text(
-            "SELECT EXISTS (SELECT 1 FROM triage_job_logs WHERE prompt_id = CAST(:id AS uuid))"
-            " OR EXISTS (SELECT 1 FROM evaluation_runs WHERE prompt_id = CAST(:id AS uuid))"
-        ).bindparams(id=PROMPT_ID)
-    ).scalar_one()
-    if used:  # attempts and evaluations keep the version they ran with: switch it off, keep the row
-        op.execute(sa.text("UPDATE prompts SET is_active = false WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
-    else:
-        op.execute(
-            sa.text("DELETE FROM prompt_activations WHERE prompt_id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID)
-        )
-        op.execute(sa.text("DELETE FROM prompts WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
-    if was_active:
-        restored = previous if previous is not None else 2
-        op.execute(
-            sa.text(
-                "UPDATE prompts SET is_active = true, activated_at = now() WHERE name = 'triage' AND version = :v"
-            ).bindparams(v=restored)
-        )
+    remove_derived_version(prompt_id=PROMPT_ID, revision=revision, fallback_version=2)
