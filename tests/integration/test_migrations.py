@@ -1,5 +1,6 @@
 """Migrations: up, down and up again on the real server; models and migrations agree."""
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -43,81 +44,69 @@ def test_orm_models_match_the_migrated_schema(database_url: str) -> None:
     assert diff == []
 
 
-def test_the_v3_prompt_becomes_active_only_where_v2_still_was(pg_server: EmbeddedPostgres) -> None:
-    engine_urls = {name: pg_server.ensure_database(name) for name in ("triage_v3_default", "triage_v3_chosen")}
-    for url in engine_urls.values():
-        command.upgrade(alembic_config(url), "0011")
-    chosen = create_engine(engine_urls["triage_v3_chosen"], poolclass=pool.NullPool)
-    with chosen.begin() as conn:  # an admin went back to version 1
+ACTIVE_SQL = text("SELECT version FROM prompts WHERE name='triage' AND is_active")
+
+
+@pytest.mark.parametrize(
+    ("before", "migration", "source", "derived", "chosen"),
+    [pytest.param("0011", "0012", 2, 3, 1, id="0012-v3"), pytest.param("0013", "0014", 3, 4, 2, id="0014-v4")],
+)
+def test_a_derived_prompt_version_becomes_active_only_where_its_source_still_was_and_downgrades_cleanly(
+    pg_server: EmbeddedPostgres, before: str, migration: str, source: int, derived: int, chosen: int
+) -> None:
+    urls = {name: pg_server.ensure_database(f"triage_{migration}_{name}") for name in ("default", "chosen")}
+    engines = {name: create_engine(url, poolclass=pool.NullPool) for name, url in urls.items()}
+    for url in urls.values():
+        command.upgrade(alembic_config(url), before)
+    with engines["chosen"].begin() as conn:  # an admin went back to an earlier version
         conn.execute(text("UPDATE prompts SET is_active = false WHERE name = 'triage'"))
-        conn.execute(text("UPDATE prompts SET is_active = true WHERE name = 'triage' AND version = 1"))
-    chosen.dispose()
-    active_sql = text("SELECT version FROM prompts WHERE name='triage' AND is_active")
-    v3_sql = text("SELECT model_options, few_shot_k FROM prompts WHERE name='triage' AND version=3")
+        conn.execute(text("UPDATE prompts SET is_active = true WHERE name = 'triage' AND version = :v"), {"v": chosen})
     actives = {}
-    for name, url in engine_urls.items():
-        command.upgrade(alembic_config(url), "0013")
-        engine = create_engine(url, poolclass=pool.NullPool)
-        with engine.connect() as conn:
-            actives[name] = conn.execute(active_sql).scalar_one()
-            v3 = conn.execute(v3_sql).one()
-        engine.dispose()
-        assert v3.model_options["num_predict"] == 512 and v3.few_shot_k == 3
-    assert actives == {"triage_v3_default": 3, "triage_v3_chosen": 1}
-    command.downgrade(alembic_config(engine_urls["triage_v3_default"]), "0011")
-    engine = create_engine(engine_urls["triage_v3_default"], poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        assert conn.execute(active_sql).scalar_one() == 2
-        assert conn.execute(text("SELECT count(*) FROM prompts WHERE version = 3")).scalar_one() == 0
-    engine.dispose()
-    used = create_engine(engine_urls["triage_v3_chosen"], poolclass=pool.NullPool)
-    with used.begin() as conn:  # an evaluation ran with version 3: the downgrade must keep the row
+    for name, url in urls.items():
+        command.upgrade(alembic_config(url), migration)
+        with engines[name].connect() as conn:
+            actives[name] = conn.execute(ACTIVE_SQL).scalar_one()
+    assert actives == {"default": derived, "chosen": chosen}
+
+    command.downgrade(alembic_config(urls["default"]), before)  # unused: the row goes, its source comes back
+    with engines["default"].connect() as conn:
+        assert conn.execute(ACTIVE_SQL).scalar_one() == source
+        assert conn.execute(text("SELECT count(*) FROM prompts WHERE version = :v"), {"v": derived}).scalar_one() == 0
+
+    with engines["chosen"].begin() as conn:  # an evaluation ran with the derived version: the row must stay
         conn.execute(
             text(
                 "INSERT INTO evaluation_runs (id, prompt_id, prompt_name, prompt_version, model, dataset,"
                 " dataset_sha256, report) SELECT gen_random_uuid(), id, name, version, 'm', 'd', 's', '{}'"
-                " FROM prompts WHERE name = 'triage' AND version = 3"
-            )
+                " FROM prompts WHERE name = 'triage' AND version = :v"
+            ),
+            {"v": derived},
         )
-    command.downgrade(alembic_config(engine_urls["triage_v3_chosen"]), "0011")
-    with used.connect() as conn:
-        assert conn.execute(active_sql).scalar_one() == 1
-        assert conn.execute(text("SELECT is_active FROM prompts WHERE version = 3")).scalar_one() is False
-    used.dispose()
-
-
-def test_the_v4_prompt_is_v3_with_threshold_0_6_and_becomes_active_only_where_v3_still_was(
-    pg_server: EmbeddedPostgres,
-) -> None:
-    urls = {name: pg_server.ensure_database(name) for name in ("triage_v4_default", "triage_v4_chosen")}
-    for url in urls.values():
-        command.upgrade(alembic_config(url), "0013")
-    chosen = create_engine(urls["triage_v4_chosen"], poolclass=pool.NullPool)
-    with chosen.begin() as conn:  # an admin went back to version 2
-        conn.execute(text("UPDATE prompts SET is_active = false WHERE name = 'triage'"))
-        conn.execute(text("UPDATE prompts SET is_active = true WHERE name = 'triage' AND version = 2"))
-    chosen.dispose()
-    active_sql = text("SELECT version FROM prompts WHERE name='triage' AND is_active")
-    same_sql = text(
-        "SELECT v4.review_threshold, v4.system_text = v3.system_text AND v4.user_template = v3.user_template"
-        " AND v4.output_schema = v3.output_schema AND v4.model_options = v3.model_options"
-        " AND v4.few_shot_k = v3.few_shot_k AS same"
-        " FROM prompts v4 JOIN prompts v3 ON v3.name = v4.name AND v3.version = 3"
-        " WHERE v4.name = 'triage' AND v4.version = 4"
-    )
-    actives = {}
-    for name, url in urls.items():
-        command.upgrade(alembic_config(url), "0014")
-        engine = create_engine(url, poolclass=pool.NullPool)
-        with engine.connect() as conn:
-            actives[name] = conn.execute(active_sql).scalar_one()
-            v4 = conn.execute(same_sql).one()
+    command.downgrade(alembic_config(urls["chosen"]), before)
+    with engines["chosen"].connect() as conn:
+        assert conn.execute(ACTIVE_SQL).scalar_one() == chosen
+        kept = text("SELECT is_active FROM prompts WHERE version = :v")
+        assert conn.execute(kept, {"v": derived}).scalar_one() is False
+    for engine in engines.values():
         engine.dispose()
-        assert (v4.review_threshold, v4.same) == (0.6, True)
-    assert actives == {"triage_v4_default": 4, "triage_v4_chosen": 2}
-    command.downgrade(alembic_config(urls["triage_v4_default"]), "0013")
-    engine = create_engine(urls["triage_v4_default"], poolclass=pool.NullPool)
+
+
+def test_v3_has_room_for_the_longest_answer_and_v4_is_v3_with_threshold_0_6(pg_server: EmbeddedPostgres) -> None:
+    url = pg_server.ensure_database("triage_derived_contents")
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
-        assert conn.execute(active_sql).scalar_one() == 3
-        assert conn.execute(text("SELECT count(*) FROM prompts WHERE version = 4")).scalar_one() == 0
+        rows = conn.execute(
+            text(
+                "SELECT version, system_text, user_template, output_schema, model_options, few_shot_k,"
+                " review_threshold FROM prompts WHERE name = 'triage' AND version IN (2, 3, 4) ORDER BY version"
+            )
+        ).all()
     engine.dispose()
+    v2, v3, v4 = rows
+    assert v3.model_options == {**v2.model_options, "num_predict": 512}
+    assert (v2.review_threshold, v3.review_threshold, v4.review_threshold) == (0.5, 0.7, 0.6)
+    for derived, source in ((v3, v2), (v4, v3)):
+        assert derived.system_text == source.system_text and derived.user_template == source.user_template
+        assert derived.output_schema == source.output_schema and derived.few_shot_k == source.few_shot_k == 3
+    assert v4.model_options == v3.model_options
