@@ -28,13 +28,14 @@ REVIEW_THRESHOLD = 0.7
 MODEL_OPTIONS = {"temperature": 0.0, "seed": 42, "num_predict": 512}
 
 
-
 def upgrade() -> None:
     add_derived_version(
         prompt_id=PROMPT_ID,
         source_id=SOURCE_ID,
         revision=revision,
-        description=f"Few-shot as version 2, num_predict 512; answers below {REVIEW_THRESHOLD} confidence go to review.",
+        description=(
+            f"Few-shot as version 2, num_predict 512; answers below {REVIEW_THRESHOLD} confidence go to review."
+        ),
         review_threshold=REVIEW_THRESHOLD,
         model_options=MODEL_OPTIONS,
     )

@@ -26,7 +26,6 @@ SOURCE_ID = "7f1c2a4e-5b3d-4c1e-9a2b-000000000003"  # version 3, migration 0012
 REVIEW_THRESHOLD = 0.6
 
 
-
 def upgrade() -> None:
     add_derived_version(
         prompt_id=PROMPT_ID,

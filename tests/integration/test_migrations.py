@@ -67,6 +67,11 @@ def test_a_derived_prompt_version_becomes_active_only_where_its_source_still_was
         with engines[name].connect() as conn:
             actives[name] = conn.execute(ACTIVE_SQL).scalar_one()
     assert actives == {"default": derived, "chosen": chosen}
+    with engines["default"].connect() as conn:  # what lets the downgrade restore the version it replaced
+        activation = conn.execute(
+            text("SELECT activated_by, previous_version FROM prompt_activations WHERE version = :v"), {"v": derived}
+        ).one()
+    assert tuple(activation) == (f"migration {migration}", source)
 
     command.downgrade(alembic_config(urls["default"]), before)  # unused: the row goes, its source comes back
     with engines["default"].connect() as conn:

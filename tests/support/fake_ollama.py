@@ -272,6 +272,8 @@ class FakeOllama:
         alternatives = tuple((category_alternatives or {}).items())
         if not (0.0 < category <= 1.0 and 0.0 < priority <= 1.0) or not all(0.0 < p < 1.0 for _, p in alternatives):
             raise ValueError("probabilities must be in (0, 1]")
+        if category + sum(p for _, p in alternatives) > 1.0:
+            raise ValueError("the category and its alternatives are one step's choices: they must sum to at most 1")
         probabilities = _Probabilities(category, priority, alternatives)
         with self._lock:
             if when_ticket_contains is None:
@@ -686,10 +688,14 @@ def _logprobs(
             continue
         first, last = spans[field]
         inside = [i for i in range(len(tokens)) if starts[i] < last and starts[i + 1] > first]
+        named = probabilities.category_alternatives if field == "category" else ()
         for i in inside:
-            logprob[i] = math.log(probability) / len(inside)
-        if field == "category" and inside:
-            leaning[inside[0]] = probabilities.category_alternatives
+            # With named alternatives the first token decides the value, so that its step sums to at most 1.
+            logprob[i] = (
+                (math.log(probability) if i == inside[0] else 0.0) if named else math.log(probability) / len(inside)
+            )
+        if named and inside:
+            leaning[inside[0]] = named
     return [
         Logprob(
             token=token,

@@ -246,6 +246,22 @@ def test_a_whole_label_with_its_closing_quote_counts_and_an_ambiguous_beginning_
     assert value_distribution(content, read, "category", LABELS) == pytest.approx({"bug": 0.5, "other": 0.2})
 
 
+def test_a_label_told_apart_at_a_later_step_has_the_written_prefix_times_its_alternative() -> None:
+    content = '{"category": "billing"}'
+    read = read_token_logprobs(
+        [
+            step('{"category": "', 0.0),
+            step("b", math.log(0.8), ("o", math.log(0.1))),  # `o`: outage or other, neither told apart
+            step("illing", math.log(0.5), ("ug", math.log(0.4)), ("ill", math.log(0.05))),
+            step('"}', 0.0),
+        ]
+    )
+
+    distribution = value_distribution(content, read, "category", LABELS)
+
+    assert distribution == pytest.approx({"billing": 0.8 * 0.5, "bug": 0.8 * 0.4})
+
+
 def test_alternatives_of_one_label_add_up() -> None:
     content = '{"category": "bug"}'
     read = read_token_logprobs(

@@ -113,11 +113,15 @@ def value_distribution(
     content: str, tokens: Sequence[TokenLogprob] | None, field: str, labels: Sequence[str]
 ) -> dict[str, float] | None:
     """The model's probability of each of `labels` as the string value of `field`, as far as the tokens
-    tell: the label it wrote has its joint probability (`value_probability`); each other label has the
-    probability of the alternative token that begins it at the value's first step (the rest of a label
-    is near-certain once it has begun). Labels no alternative begins are left out: their probability is
-    below the least likely alternative listed. An alternative that begins several labels (`b` for `bug`
-    and `billing`) tells none of them apart and is ignored.
+    tell: the label it wrote has its joint probability (`value_probability`); another label has the
+    probability of leaving the written value where the two part: the probability of the written tokens up
+    to that step times that of the alternative token that continues towards it there (the rest of a label
+    is near-certain once it is told apart). So `billing` written as `b` + `illing` gives `bug` the
+    probability of `b` times that of `ug` at the second step.
+
+    An alternative that still fits several labels (`b` for `bug` and `billing` at the first step) tells none
+    of them apart and is ignored. Labels no alternative reaches are left out: the server did not list them
+    at any step of the written value (their tokens were less likely than the last one listed there).
 
     None when `value_probability` is None, or when the written value is not one of `labels`.
     """
@@ -128,30 +132,36 @@ def value_distribution(
     value = json.loads(content[span[0] - 1 : span[1] + 1])
     if value not in labels:
         return None
+    encoded = content.encode("utf-8")
     first = len(content[: span[0]].encode("utf-8"))
-    position = 0
-    step = None
-    for token in tokens:
-        if position + len(token.piece) > first:
-            step = token
-            break
-        position += len(token.piece)
+    last = len(content[: span[1]].encode("utf-8"))
+    every = {label: label.encode("utf-8") for label in labels}
     distribution: dict[str, float] = {}
-    if step is not None:
-        # What the step's token holds before the value (an opening quote), every alternative must hold too.
-        before = step.piece[: first - position]
-        encoded = {label: label.encode("utf-8") for label in labels}
-        for alternative in step.top:
-            if not alternative.piece.startswith(before):
-                continue
-            begun = alternative.piece[len(before) :]
-            matches = [
-                label
-                for label, text in encoded.items()
-                if begun and (text.startswith(begun) or begun.startswith(text + b'"'))
-            ]
-            if len(matches) == 1:
-                distribution[matches[0]] = distribution.get(matches[0], 0.0) + math.exp(alternative.logprob)
+    reached = 0.0  # log-probability of the written tokens before this step
+    position = 0
+    for token in tokens:
+        end = position + len(token.piece)
+        if end > first:
+            # The text this step's alternatives continue: the value written so far, or what the step's
+            # token holds before the value (an opening quote), which every alternative must hold too.
+            before = encoded[position:first] if position < first else b""
+            so_far = encoded[first:position] if position > first else b""
+            for alternative in token.top:
+                if not alternative.piece.startswith(before):
+                    continue
+                begun = so_far + alternative.piece[len(before) :]
+                matches = [
+                    label
+                    for label, text in every.items()
+                    if len(begun) > len(so_far) and (text.startswith(begun) or begun.startswith(text + b'"'))
+                ]
+                if len(matches) == 1 and matches[0] != value:  # the written label has its joint probability
+                    probability = math.exp(reached + alternative.logprob)
+                    distribution[matches[0]] = distribution.get(matches[0], 0.0) + probability
+            reached += token.logprob
+        if end >= last:
+            break
+        position = end
     distribution[value] = written
     return {label: min(1.0, probability) for label, probability in distribution.items()}
 
