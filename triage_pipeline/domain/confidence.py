@@ -6,7 +6,7 @@ small model writes 1.0 whatever it answers. What decides instead, for the catego
 
 - the model's probability of each label, when the server returns log-probabilities: of the label it
   wrote from the tokens that wrote it, of the others it hesitated between from the alternatives listed
-  where the value begins (a label no alternative begins counts 0);
+  where they part from the written value (a label no alternative reaches counts 0);
 - the neighbour vote: the similarity-weighted share of the retrieved examples that carry each label.
 
 With both, each label scores `model weight x the model's probability + (1 - model weight) x its share of

@@ -46,7 +46,7 @@ class LlmAnswer:
     priority_probability: float | None = None
     """The same for the priority it wrote."""
     category_distribution: Mapping[str, float] | None = None
-    """The model's probability of each category it considered where the value begins (the one it wrote
+    """The model's probability of each category it considered along the value it wrote (the one it wrote
     included, with `category_probability`); None without logprobs."""
     priority_distribution: Mapping[str, float] | None = None
     """The same for the priority."""

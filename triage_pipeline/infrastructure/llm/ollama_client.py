@@ -53,9 +53,9 @@ from triage_pipeline.infrastructure.llm.value_probability import (
 
 # Enough of an error body to diagnose it without storing a whole HTML error page per attempt.
 _ERROR_BODY_MAX_CHARS = 4000
-# Most likely tokens per position asked of the server. The alternatives are read only where a label
-# begins (`value_distribution`); ten reach the labels a small model hesitates between and keep the
-# response small (Ollama allows up to 20).
+# Most likely tokens per position asked of the server. The alternatives are read only along the
+# category and priority values (`value_distribution`); ten reach the labels a small model hesitates
+# between and keep the response small (Ollama allows up to 20).
 TOP_LOGPROBS = 10
 
 

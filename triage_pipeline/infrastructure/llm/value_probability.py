@@ -8,9 +8,9 @@ characters: exp(sum of their logprobs). A token that also holds the quote or the
 whole; with a grammar the first token often decides the value and the rest are near-certain, and
 the product is right either way.
 
-The same position also tells what else the model would have written there: each entry's `top_logprobs`
-lists the most likely tokens at that step. `value_distribution` reads them at the value's first token, so
-an answer carries the model's probability of the labels it did not write too, not only of the one it did.
+The same steps also tell what else the model would have written: each entry's `top_logprobs` lists the
+most likely tokens at that step. `value_distribution` reads them along the written value, so an answer
+carries the model's probability of the labels it did not write too, not only of the one it did.
 
 Everything here is pure and never raises on what a server sent: no logprobs (an older Ollama),
 malformed entries, or tokens that do not spell the content give None.
@@ -54,13 +54,11 @@ def read_token_logprobs(raw: object) -> list[TokenLogprob] | None:
     for entry in raw:
         if not isinstance(entry, Mapping):
             return None
-        logprob = entry.get("logprob")
-        if not isinstance(logprob, int | float) or isinstance(logprob, bool) or math.isnan(logprob):
-            return None
+        logprob = _logprob(entry)
         piece = _token_bytes(entry)
-        if piece is None:
+        if logprob is None or piece is None:
             return None
-        tokens.append(TokenLogprob(piece, float(logprob), _alternatives(entry.get("top_logprobs"))))
+        tokens.append(TokenLogprob(piece, logprob, _alternatives(entry.get("top_logprobs"))))
     return tokens
 
 
@@ -72,11 +70,19 @@ def _alternatives(raw: object) -> tuple[Alternative, ...]:
     for entry in raw:
         if not isinstance(entry, Mapping):
             continue
-        logprob = entry.get("logprob")
+        logprob = _logprob(entry)
         piece = _token_bytes(entry)
-        if isinstance(logprob, int | float) and not isinstance(logprob, bool) and not math.isnan(logprob) and piece:
-            found.append(Alternative(piece, float(logprob)))
+        if logprob is not None and piece:
+            found.append(Alternative(piece, logprob))
     return tuple(found)
+
+
+def _logprob(entry: Mapping[str, object]) -> float | None:
+    """An entry's `logprob` as a number; None when it is missing, a boolean or NaN."""
+    logprob = entry.get("logprob")
+    if not isinstance(logprob, int | float) or isinstance(logprob, bool) or math.isnan(logprob):
+        return None
+    return float(logprob)
 
 
 def value_probability(content: str, tokens: Sequence[TokenLogprob] | None, field: str) -> float | None:
