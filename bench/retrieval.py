@@ -5,7 +5,9 @@ with the ticket, ranked by trigram similarity, filtered by owner and vocabulary)
 (the cost a single triage pays) and for 16 tickets in one statement (the coordinator's grouped start). Since
 those candidates make the answer approximate, the row also says how close it comes to the exact k nearest
 (the GiST kNN scan of a small bank): their mean similarity side by side, and the share of the exact ones
-found. The examples are variants of the shipped labelled
+found. The row also times the example bank classifier's reads for the same tickets (`bank_counts`: the
+labels' totals and the counts of the tickets' terms, kept by triggers as the examples are copied in). The
+examples are variants of the shipped labelled
 tickets: sentences shuffled and cut, numbers, names and filler words changed, so no two texts are equal and
 the index holds 100,000 distinct texts of realistic length. Queries are the 160 evaluation tickets.
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _support import Postgres, Row, percentile, psycopg_dsn, require, run_standalone, say
 
 from triage_pipeline.domain.example import TriageExample, search_text, text_key
+from triage_pipeline.domain.example_classifier import classifier_terms, terms_text
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
@@ -90,7 +93,7 @@ def seed(dsn: str, count: int) -> None:
             conn.cursor() as cur,
             cur.copy(
                 "COPY triage_examples (id, owner_id, title, description, category, priority, source, reference,"
-                " search_text, similarity_bands, text_key, created_at, updated_at) FROM STDIN"
+                " search_text, similarity_bands, text_key, classifier_terms, created_at, updated_at) FROM STDIN"
             ) as copy,
         ):
             for i in range(count):
@@ -111,6 +114,7 @@ def seed(dsn: str, count: int) -> None:
                         search_text(title, description),
                         similarity_bands(search_text(title, description)),
                         text_key(title, description),
+                        terms_text(classifier_terms(title, description)),
                         now,
                         now,
                     )
@@ -118,6 +122,26 @@ def seed(dsn: str, count: int) -> None:
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE triage_examples")
+
+
+def bank_timings(url: str, queries: list[dict[str, str]], group: int, rounds: int) -> list[float]:
+    """Milliseconds per call of `bank_counts` for `group` tickets at once, over `rounds` calls."""
+    from triage_pipeline.domain.ports import ExampleQuery
+    from triage_pipeline.infrastructure.db.engine import make_engine
+    from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
+
+    uow = SqlUnitOfWorkFactory(make_engine(url))
+    times: list[float] = []
+    for i in range(rounds):
+        chosen = [queries[(i * group + j) % len(queries)] for j in range(group)]
+        asked = [ExampleQuery(uuid4(), DEFAULT_OWNER_ID, q["title"], q["description"]) for q in chosen]
+        with uow() as tx:
+            began = time.perf_counter()
+            found = tx.examples.bank_counts(asked, exclude_same_text=False)
+            times.append((time.perf_counter() - began) * 1000)
+        require(all(found[a.key].category.labels for a in asked), "the bank classifier found no counts")
+    uow.engine.dispose()
+    return times
 
 
 def timings(url: str, queries: list[dict[str, str]], group: int, rounds: int) -> list[float]:
@@ -179,6 +203,9 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
     single = timings(url, queries, 1, rounds)
     grouped = timings(url, queries, GROUP, rounds // 4)
     found_similarity, exact_similarity, shared = closeness(url, queries)
+    bank_timings(url, queries, 1, 10)  # warm-up
+    bank_single = bank_timings(url, queries, 1, rounds)
+    bank_grouped = bank_timings(url, queries, GROUP, rounds // 4)
     p95 = percentile(single, 95)
     return [
         Row(
@@ -193,7 +220,9 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
                 f"{rounds} tickets; {GROUP} tickets in one statement: p50 {percentile(grouped, 50):.1f} ms "
                 f"({percentile(grouped, 50) / GROUP:.1f} ms per ticket); mean similarity of the {K} found "
                 f"{found_similarity:.3f}, of the exact {K} nearest {exact_similarity:.3f}; {shared:.0%} of the exact "
-                "ones found"
+                f"ones found; the example bank classifier's counts: p50 {percentile(bank_single, 50):.1f} / p95 "
+                f"{percentile(bank_single, 95):.1f} ms for one ticket, p50 {percentile(bank_grouped, 50):.1f} ms "
+                f"for {GROUP}"
             ),
         )
     ]

@@ -32,7 +32,7 @@ def test_upgrade_downgrade_upgrade_round_trip_succeeds(pg_server: EmbeddedPostgr
         owners = conn.execute(text("SELECT count(*) FROM owners WHERE id = '00000000-0000-0000-0000-000000000000'"))
         assert owners.scalar_one() == 1
         active = conn.execute(text("SELECT version FROM prompts WHERE name='triage' AND is_active")).scalar_one()
-        assert active == 4  # 0014: version 3 with the review threshold of this release's settling
+        assert active == 5  # 0016: version 4 with the review threshold of the example bank's settling
     engine.dispose()
 
 
@@ -49,7 +49,11 @@ ACTIVE_SQL = text("SELECT version FROM prompts WHERE name='triage' AND is_active
 
 @pytest.mark.parametrize(
     ("before", "migration", "source", "derived", "chosen"),
-    [pytest.param("0011", "0012", 2, 3, 1, id="0012-v3"), pytest.param("0013", "0014", 3, 4, 2, id="0014-v4")],
+    [
+        pytest.param("0011", "0012", 2, 3, 1, id="0012-v3"),
+        pytest.param("0013", "0014", 3, 4, 2, id="0014-v4"),
+        pytest.param("0015", "0016", 4, 5, 3, id="0016-v5"),
+    ],
 )
 def test_a_derived_prompt_version_becomes_active_only_where_its_source_still_was_and_downgrades_cleanly(
     pg_server: EmbeddedPostgres, before: str, migration: str, source: int, derived: int, chosen: int
@@ -96,7 +100,9 @@ def test_a_derived_prompt_version_becomes_active_only_where_its_source_still_was
         engine.dispose()
 
 
-def test_v3_has_room_for_the_longest_answer_and_v4_is_v3_with_threshold_0_6(pg_server: EmbeddedPostgres) -> None:
+def test_v3_has_room_for_the_longest_answer_v4_and_v5_differ_only_by_their_thresholds(
+    pg_server: EmbeddedPostgres,
+) -> None:
     url = pg_server.ensure_database("triage_derived_contents")
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(url, poolclass=pool.NullPool)
@@ -104,14 +110,14 @@ def test_v3_has_room_for_the_longest_answer_and_v4_is_v3_with_threshold_0_6(pg_s
         rows = conn.execute(
             text(
                 "SELECT version, system_text, user_template, output_schema, model_options, few_shot_k,"
-                " review_threshold FROM prompts WHERE name = 'triage' AND version IN (2, 3, 4) ORDER BY version"
+                " review_threshold FROM prompts WHERE name = 'triage' AND version IN (2, 3, 4, 5) ORDER BY version"
             )
         ).all()
     engine.dispose()
-    v2, v3, v4 = rows
+    v2, v3, v4, v5 = rows
     assert v3.model_options == {**v2.model_options, "num_predict": 512}
-    assert (v2.review_threshold, v3.review_threshold, v4.review_threshold) == (0.5, 0.7, 0.6)
-    for derived, source in ((v3, v2), (v4, v3)):
+    assert (v2.review_threshold, v3.review_threshold, v4.review_threshold, v5.review_threshold) == (0.5, 0.7, 0.6, 0.7)
+    for derived, source in ((v3, v2), (v4, v3), (v5, v4)):
         assert derived.system_text == source.system_text and derived.user_template == source.user_template
         assert derived.output_schema == source.output_schema and derived.few_shot_k == source.few_shot_k == 3
-    assert v4.model_options == v3.model_options
+    assert v5.model_options == v4.model_options == v3.model_options

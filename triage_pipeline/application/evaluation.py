@@ -21,6 +21,7 @@ from triage_pipeline.domain.evaluation import (
     build_report,
 )
 from triage_pipeline.domain.example import NeighbourVote, TriageExample
+from triage_pipeline.domain.example_classifier import BankOpinion
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
 from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmGateway, UnitOfWorkFactory
 from triage_pipeline.domain.prompt import DEFAULT_PROMPT_NAME, VOTE_K, Prompt
@@ -133,8 +134,9 @@ class EvaluatePrompts:
                 prompts.append(prompt)
             return prompts
 
-    def _neighbours(self, prompt: Prompt, command: EvaluateCommand) -> list[list[TriageExample]]:
-        """The nearest examples of every ticket in one statement, never the ticket itself (same text)."""
+    def _neighbours(self, prompt: Prompt, command: EvaluateCommand) -> list[tuple[list[TriageExample], BankOpinion]]:
+        """The nearest examples of every ticket in one statement and what the example bank's classifier says
+        of it, never learning from the ticket itself (same text)."""
         keys = [uuid4() for _ in command.items]
         queries = [
             ExampleQuery(key, command.owner_id, item.title, item.description)
@@ -144,14 +146,34 @@ class EvaluatePrompts:
             found = uow.examples.nearest(
                 queries, max(prompt.neighbours_to_retrieve, VOTE_K), prompt.categories, exclude_same_text=True
             )
-        return [found.get(key, []) for key in keys]
+            counts = uow.examples.bank_counts(queries, exclude_same_text=True) if prompt.neighbours_to_retrieve else {}
+        return [
+            (
+                found.get(key, []),
+                BankOpinion.of(counts[key], item.title, item.description, prompt.categories)
+                if key in counts
+                else BankOpinion(),
+            )
+            for key, item in zip(keys, command.items, strict=True)
+        ]
 
-    def _one(self, prompt: Prompt, ticket: LabelledTicket, neighbours: list[TriageExample]) -> EvaluationItem:
+    def _one(
+        self, prompt: Prompt, ticket: LabelledTicket, evidence: tuple[list[TriageExample], BankOpinion]
+    ) -> EvaluationItem:
         started = time.monotonic()
+        neighbours, bank = evidence
         # The floor: what the vote of the nearest VOTE_K examples alone would answer, without the LLM.
         votes = {name: NeighbourVote.of_examples(neighbours[:VOTE_K], name) for name in ("category", "priority")}
         floor = {name: vote.winner for name, vote in votes.items() if vote is not None and vote.winner is not None}
+        # A reference measured like the floor: the example bank's classifier alone.
+        bank_alone = {
+            name: max(probabilities, key=probabilities.__getitem__)
+            for name, probabilities in (("category", bank.category), ("priority", bank.priority))
+            if probabilities
+        }
         examples = neighbours[: prompt.neighbours_to_retrieve]  # as production: the first k shown, all vote
+        if not examples:
+            bank = BankOpinion()  # as production: a version that retrieves no example learns from none
         try:
             answer = self._llm.triage(prompt.render(ticket.title, ticket.description, examples))
         except Exception as exc:  # one bad ticket is an invalid output, never a crashed evaluation
@@ -162,6 +184,7 @@ class EvaluatePrompts:
                 error_class=error_class_of(exc),
                 latency_ms=int((time.monotonic() - started) * 1000),
                 neighbours=floor,
+                bank=bank_alone,
             )
         settled = settle_answer(
             answer.answer,
@@ -170,6 +193,8 @@ class EvaluatePrompts:
             category_distribution=answer.category_distribution,
             priority_distribution=answer.priority_distribution,
             examples=examples,
+            category_bank=bank.category,
+            priority_bank=bank.priority,
             vocabulary=prompt.categories,
             review_threshold=prompt.review_threshold,
         )
@@ -185,6 +210,7 @@ class EvaluatePrompts:
             confidence=settled.answer.confidence,
             neighbours=floor,
             settled=settled.log,
+            bank=bank_alone,
         )
 
     def _corrections_accuracy(self) -> dict[str, Any]:
@@ -225,7 +251,8 @@ def _right(item: EvaluationItem, name: str) -> bool:
 
 def floors(items: Sequence[EvaluationItem]) -> dict[str, Any]:
     """Two baselines measured on the same tickets: always the most common gold label of the file, and the
-    similarity-weighted vote of the nearest examples alone (no LLM)."""
+    similarity-weighted vote of the nearest examples alone (no LLM); and, as a reference, the example bank's
+    classifier alone (no LLM either)."""
     result: dict[str, Any] = {}
     for name in ("category", "priority"):
         gold = [item.gold[name] for item in items if name in item.gold]
@@ -235,10 +262,12 @@ def floors(items: Sequence[EvaluationItem]) -> dict[str, Any]:
         knn_right = sum(
             1 for item in items if name in item.gold and (item.neighbours or {}).get(name) == item.gold[name]
         )
+        bank_right = sum(1 for item in items if name in item.gold and (item.bank or {}).get(name) == item.gold[name])
         result[name] = {
             "majority_label": majority,
             "majority_accuracy": count / len(gold),
             "neighbour_vote_accuracy": knn_right / len(gold),
+            "bank_accuracy": bank_right / len(gold),
         }
     return result
 
@@ -317,6 +346,10 @@ def confidence_rows(results: Sequence[VersionResult]) -> list[list[str]]:
                 f"{floor(r, 'category', 'neighbour_vote_accuracy')} / {floor(r, 'priority', 'neighbour_vote_accuracy')}"
                 for r in results
             ),
+        ],
+        [
+            "reference: example bank classifier alone (category / priority)",
+            *(f"{floor(r, 'category', 'bank_accuracy')} / {floor(r, 'priority', 'bank_accuracy')}" for r in results),
         ],
     ]
 

@@ -37,6 +37,8 @@ class EvaluationItem:
     """What the nearest examples' vote alone says (category, priority): the nearest-neighbour floor."""
     settled: Mapping[str, Any] | None = None
     """How the answer's category and confidence were settled (as an attempt's log `confidence`)."""
+    bank: Mapping[str, str] | None = None
+    """What the example bank's classifier alone says (category, priority): a reference beside the floors."""
 
     def as_dict(self) -> dict[str, Any]:
         """One ticket's outcome, JSON-ready: kept in the run's report to audit or recalibrate from."""
@@ -49,6 +51,7 @@ class EvaluationItem:
             "confidence": self.confidence,
             "neighbours": dict(self.neighbours) if self.neighbours is not None else None,
             "settled": dict(self.settled) if self.settled is not None else None,
+            "bank": dict(self.bank) if self.bank is not None else None,
         }
 
 

@@ -13,6 +13,7 @@ from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.example import TriageExample
+from triage_pipeline.domain.example_classifier import BankEvidence
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt, RenderedPrompt
 from triage_pipeline.domain.review import ReviewStatus
@@ -378,6 +379,12 @@ class ExampleRepository(Protocol):
         One statement for all queries. `exclude_same_text`: an example with the query's own normalised
         text is never returned (evaluation: a ticket must not be shown its own answer).
         """
+        ...
+
+    def bank_counts(self, queries: Sequence[ExampleQuery], *, exclude_same_text: bool) -> dict[UUID, BankEvidence]:
+        """Per query, the example bank classifier's counts over its owner's and the shared examples, for the
+        query's terms. Three reads for all queries. `exclude_same_text`: examples with the query's own
+        normalised text are left out of its counts (evaluation)."""
         ...
 
     def count(self) -> int: ...

@@ -23,6 +23,7 @@ from triage_pipeline.application.recovery import fail_presumed_dead
 from triage_pipeline.domain.calibration import CalibrationMap
 from triage_pipeline.domain.confidence import SettledAnswer, settle_answer
 from triage_pipeline.domain.example import TriageExample
+from triage_pipeline.domain.example_classifier import BankOpinion
 from triage_pipeline.domain.exceptions import NoActivePrompt, NotFound
 from triage_pipeline.domain.llm_errors import LlmError, LlmUnreached
 from triage_pipeline.domain.ports import Clock, ExampleQuery, LlmAnswer, LlmGateway, UnitOfWork, UnitOfWorkFactory
@@ -75,6 +76,8 @@ class Started:
     all of them vote (`Prompt.neighbours_to_retrieve`)."""
     calibration: CalibrationMap | None = None
     """The prompt version's calibration (from its latest evaluation), if it has one."""
+    bank: BankOpinion = field(default_factory=BankOpinion)
+    """What the example bank's classifier says of the ticket (nothing when the prompt retrieves no examples)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,20 +252,38 @@ class AttemptsTransaction:
         ]
         self._changes.jobs.extend(job for job, _ in started)
         self._changes.tickets.extend(ticket for _, ticket in started)
-        examples = self._examples([ticket for _, ticket in started], prompt) if retrieve else {}
+        tickets = [ticket for _, ticket in started]
+        examples, banks = self._examples(tickets, prompt) if retrieve else ({}, {})
         return [
-            Started(job, ticket, prompt, self.now, tuple(examples.get(ticket.id, ())), calibration)
+            Started(
+                job,
+                ticket,
+                prompt,
+                self.now,
+                tuple(examples.get(ticket.id, ())),
+                calibration,
+                banks.get(ticket.id, BankOpinion()),
+            )
             for job, ticket in started
         ]
 
-    def _examples(self, tickets: Sequence[Ticket], prompt: Prompt | None) -> dict[UUID, list[TriageExample]]:
+    def _examples(
+        self, tickets: Sequence[Ticket], prompt: Prompt | None
+    ) -> tuple[dict[UUID, list[TriageExample]], dict[UUID, BankOpinion]]:
         if prompt is None or prompt.neighbours_to_retrieve <= 0 or not tickets:
-            return {}
+            return {}, {}
         queries = [ExampleQuery(t.id, t.owner_id, t.title, t.description) for t in tickets]
         # A ticket may be shown its own example (a corrected ticket triaged again): that label is a person's.
-        return self.uow.examples.nearest(
+        nearest = self.uow.examples.nearest(
             queries, prompt.neighbours_to_retrieve, prompt.categories, exclude_same_text=False
         )
+        counts = self.uow.examples.bank_counts(queries, exclude_same_text=False)
+        banks = {
+            t.id: BankOpinion.of(counts[t.id], t.title, t.description, prompt.categories)
+            for t in tickets
+            if t.id in counts
+        }
+        return nearest, banks
 
     def record(self, attempt: Attempt) -> bool:
         """DONE with the answer, or FAILED with the reason; either way one log row.
@@ -385,6 +406,8 @@ def settle(attempt: Attempt) -> SettledAnswer:
         category_distribution=attempt.answer.category_distribution,
         priority_distribution=attempt.answer.priority_distribution,
         examples=attempt.started.examples,
+        category_bank=attempt.started.bank.category,
+        priority_bank=attempt.started.bank.priority,
         vocabulary=prompt.categories if prompt else (),
         review_threshold=prompt.review_threshold if prompt else 0.0,
         calibration=attempt.started.calibration,

@@ -1,5 +1,5 @@
 """A migration's new version of the default `triage` prompt, derived from an earlier version (migrations 0012,
-0014): the earlier version's text, examples, schema and few-shot `k`, with the options and review threshold
+0014, 0016): the earlier version's text, examples, schema and few-shot `k`, with the options and review threshold
 the migration gives. Versions are never edited, so a change of either is a new version.
 
 The new version becomes active only where the version it derives from still is: an admin who activated

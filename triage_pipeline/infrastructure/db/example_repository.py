@@ -7,6 +7,7 @@ most, and ranks those by the same trigram similarity; a ticket with fewer than k
 exactly after all. The result is approximate: benchmark 9 reports how close it comes to the exact k nearest.
 """
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import cast
 from uuid import UUID
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from triage_pipeline.domain.example import TriageExample, search_text, text_key
+from triage_pipeline.domain.example_classifier import BankCounts, BankEvidence, LabelCounts, classifier_terms
 from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.infrastructure.db.bulk_statements import (
@@ -71,6 +73,31 @@ _NEAREST_BY_BANDS = text(
             ORDER BY c.search_text <-> q.search_text
             LIMIT :k) AS n
      ORDER BY q.key, n.distance, n.id
+    """
+)
+# The example bank classifier's counts (kept by the triggers of migration 0015): the labels' totals of the
+# queries' owners and the shared bank, and the counts of the terms the queries hold.
+_LABEL_COUNTS = text(
+    """
+    SELECT owner_id, field, label, examples, terms
+      FROM example_label_counts
+     WHERE (owner_id = ANY(CAST(:owners AS uuid[])) OR owner_id IS NULL) AND examples > 0
+    """
+)
+_TERM_COUNTS = text(
+    """
+    SELECT term, owner_id, field, label, examples
+      FROM example_term_counts
+     WHERE term = ANY(CAST(:terms AS text[]))
+       AND (owner_id = ANY(CAST(:owners AS uuid[])) OR owner_id IS NULL) AND examples > 0
+    """
+)
+_SAME_TEXT = text(
+    """
+    SELECT owner_id, text_key, category, priority, classifier_terms
+      FROM triage_examples
+     WHERE text_key = ANY(CAST(:text_keys AS text[]))
+       AND (owner_id = ANY(CAST(:owners AS uuid[])) OR owner_id IS NULL)
     """
 )
 _ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = 'triage_examples'::regclass")
@@ -193,6 +220,45 @@ class SqlExampleRepository:
             found[row.query_key].append(
                 example_from_row(cast(TriageExampleRow, row), similarity=round(1.0 - float(row.distance), 4))
             )
+
+    def bank_counts(self, queries: Sequence[ExampleQuery], *, exclude_same_text: bool) -> dict[UUID, BankEvidence]:
+        if not queries:
+            return {}
+        connection = self._session.connection()
+        terms = {q.key: classifier_terms(q.title, q.description) for q in queries}
+        owners = sorted({q.owner_id for q in queries if q.owner_id is not None}, key=str)
+        labels: dict[tuple[UUID | None, str], dict[str, LabelCounts]] = defaultdict(dict)
+        for row in connection.execute(_LABEL_COUNTS, {"owners": owners}):
+            labels[(row.owner_id, row.field)][row.label] = LabelCounts(row.examples, row.terms)
+        term_examples: dict[tuple[UUID | None, str], dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        asked = sorted(set().union(*terms.values()))
+        for row in connection.execute(_TERM_COUNTS, {"terms": asked, "owners": owners}):
+            term_examples[(row.owner_id, row.field)][row.term][row.label] = row.examples
+
+        def bank(owner_id: UUID | None) -> BankEvidence:
+            counts = {
+                name: BankCounts(labels.get((owner_id, name), {}), term_examples.get((owner_id, name), {}))
+                for name in ("category", "priority")
+            }
+            return BankEvidence(counts["category"], counts["priority"])
+
+        shared = bank(None)
+        scopes = {
+            owner_id: BankEvidence(shared.category.merged(own.category), shared.priority.merged(own.priority))
+            for owner_id in owners
+            for own in [bank(owner_id)]
+        }
+        found = {q.key: scopes.get(q.owner_id, shared) if q.owner_id else shared for q in queries}
+        if exclude_same_text:
+            keys = {q.key: text_key(q.title, q.description) for q in queries}
+            same: dict[str, list[tuple[UUID | None, str, str, list[str]]]] = defaultdict(list)
+            for row in connection.execute(_SAME_TEXT, {"text_keys": sorted(set(keys.values())), "owners": owners}):
+                same[row.text_key].append((row.owner_id, row.category, row.priority, row.classifier_terms.split("\n")))
+            for q in queries:
+                for owner_id, category, priority, own_terms in same.get(keys[q.key], []):
+                    if owner_id is None or owner_id == q.owner_id:
+                        found[q.key] = found[q.key].without(category, priority, own_terms)
+        return found
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(TriageExampleRow)) or 0)

@@ -14,6 +14,7 @@ from triage_pipeline.domain.batch import BatchOrigin, TriageJobBatch, TriageJobB
 from triage_pipeline.domain.correction import TriageCorrection
 from triage_pipeline.domain.evaluation import EvaluationRun
 from triage_pipeline.domain.example import ExampleSource, TriageExample, search_text, text_key
+from triage_pipeline.domain.example_classifier import classifier_terms, terms_text
 from triage_pipeline.domain.owner import Owner
 from triage_pipeline.domain.prompt import Prompt
 from triage_pipeline.domain.review import ReviewStatus
@@ -290,7 +291,8 @@ def example_from_row(row: TriageExampleRow, similarity: float | None = None) -> 
 
 
 def example_to_values(example: TriageExample) -> dict[str, object]:
-    """TriageExample -> column values, with the search text, its bands and the text key derived from its text."""
+    """TriageExample -> column values, with the search text, its bands, the text key and the classifier's terms
+    derived from its text."""
     searched = search_text(example.title, example.description)
     return {
         "id": example.id,
@@ -308,6 +310,7 @@ def example_to_values(example: TriageExample) -> dict[str, object]:
         "search_text": searched,
         "similarity_bands": similarity_bands(searched),
         "text_key": text_key(example.title, example.description),
+        "classifier_terms": terms_text(classifier_terms(example.title, example.description)),
         "created_at": example.created_at,
         "updated_at": example.created_at,
     }

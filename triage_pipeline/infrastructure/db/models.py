@@ -5,6 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -315,6 +316,51 @@ class TriageExampleRow(Timestamped, Base):
     search_text: Mapped[str] = mapped_column(Text)
     similarity_bands: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
     text_key: Mapped[str] = mapped_column(String(64))
+    classifier_terms: Mapped[str] = mapped_column(Text, server_default="")
+    """The terms the example bank's classifier counts (`domain.example_classifier`), one per line."""
+
+
+class ExampleTermCountRow(Base):
+    """Table `example_term_counts`: how many examples of an owner (NULL: shared) with this label of this
+    field contain this term. Kept by triggers on `triage_examples` (migration 0015), never written here."""
+
+    __tablename__ = "example_term_counts"
+    __table_args__ = (
+        Index(
+            "uq_example_term_counts",
+            "term",
+            "owner_id",
+            "field",
+            "label",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+    # Never loaded as entities (read by statements); the mapper needs an identity all the same.
+    __mapper_args__ = {"primary_key": ["term", "owner_id", "field", "label"]}  # noqa: RUF012
+
+    term: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[UUID | None] = mapped_column()
+    field: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(64))
+    examples: Mapped[int] = mapped_column(Integer)
+
+
+class ExampleLabelCountRow(Base):
+    """Table `example_label_counts`: per owner (NULL: shared), field and label, the examples and the terms
+    they hold in all. Kept by the same triggers."""
+
+    __tablename__ = "example_label_counts"
+    __table_args__ = (
+        Index("uq_example_label_counts", "owner_id", "field", "label", unique=True, postgresql_nulls_not_distinct=True),
+    )
+    __mapper_args__ = {"primary_key": ["owner_id", "field", "label"]}  # noqa: RUF012
+
+    owner_id: Mapped[UUID | None] = mapped_column()
+    field: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(64))
+    examples: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[int] = mapped_column(BigInteger)
 
 
 class WebhookEndpointRow(Timestamped, Base):
