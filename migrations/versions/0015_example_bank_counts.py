@@ -3,14 +3,20 @@
 
 The counts are what the classifier reads, so a ticket is classified by the whole bank in two indexed reads
 however large it grows. Triggers keep them right for every way an example comes or goes (import, a
-correction's upsert, `DELETE /examples`, a deleted ticket or owner cascading), including writes made outside
-the application. They are statement-level with transition tables: a bulk import adds its counts in one
-statement per table, in one order (term, owner, field, label), so two writers lock rows in the same order.
+correction's upsert, `DELETE /examples`, a deleted ticket or owner cascading, TRUNCATE). They are
+statement-level with transition tables: a bulk import adds its counts in one statement per table, in one
+order (term, owner, field, label), so two statements lock rows in the same order (a transaction that wrote
+examples in several statements could still deadlock with another: the application writes them in one). The
+counts of an owner's common words are hot rows: writers of one owner's examples wait for each other's commit.
 
 The count tables have no foreign key to `owners`: a deleted owner's examples are subtracted by the trigger
-after the owner's row is gone, which a foreign key would refuse; what remains are rows of zero, which the
-classifier skips. Existing examples get their terms here from the function new examples use (imported, as
-0011 does, because the two must agree).
+after the owner's row is gone, which a foreign key would refuse; counts that reach zero are deleted.
+Existing examples get their terms here from the function new examples use (imported, as 0011 does, because
+the two must agree); the backfill runs under the lock of ADD COLUMN, so on a large bank triage waits for it.
+A row written by hand without `classifier_terms` counts no terms.
+
+A prompt version settles with the classifier only when its `example_bank` says so (versions are never
+edited: the existing ones keep settling as they did); migration 0016 adds the version that does.
 
 Revision ID: 0015
 Revises: 0014
@@ -64,6 +70,16 @@ BEGIN
             ON CONFLICT (owner_id, field, label)
             DO UPDATE SET examples = c.examples + excluded.examples, terms = c.terms + excluded.terms
     $sql$, changes);
+    -- What reached zero is gone: a deleted owner's counts, a word no example holds any more.
+    IF TG_OP <> 'INSERT' THEN
+        EXECUTE format($sql$
+            DELETE FROM example_term_counts
+             WHERE examples = 0
+               AND term IN (SELECT unnest(string_to_array(ch.classifier_terms, E'\n'))
+                              FROM (%s) AS ch WHERE ch.sign < 0)
+        $sql$, changes);
+        DELETE FROM example_label_counts WHERE examples = 0 AND terms = 0;
+    END IF;
     RETURN NULL;
 END $$
 """
@@ -90,6 +106,7 @@ _TRIGGERS = (
 
 
 def upgrade() -> None:
+    op.add_column("prompts", sa.Column("example_bank", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.add_column("triage_examples", sa.Column("classifier_terms", sa.Text(), nullable=False, server_default=""))
     connection = op.get_bind()
     last_id = "00000000-0000-0000-0000-000000000000"  # below every uuid4
@@ -178,3 +195,4 @@ def downgrade() -> None:
     op.drop_table("example_label_counts")
     op.drop_table("example_term_counts")
     op.drop_column("triage_examples", "classifier_terms")
+    op.drop_column("prompts", "example_bank")

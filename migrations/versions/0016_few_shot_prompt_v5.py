@@ -1,5 +1,5 @@
-"""Version 5 of the default prompt: version 4 with review threshold 0.7, for answers settled with the example
-bank's classifier (migration 0015, `domain.confidence.CATEGORY_BANK_WEIGHT`).
+"""Version 5 of the default prompt: version 4 settled with the example bank's classifier too (`example_bank`,
+migration 0015; `domain.confidence.CATEGORY_BANK_WEIGHT`) and review threshold 0.7.
 
 The classifier moves the confidence's scale: more answers reach a high score, so the threshold that keeps
 auto-applied answers right at least 87% of the time moved too. Chosen on the 600 starter examples, never on
@@ -12,6 +12,9 @@ Create Date: 2026-11-30
 """
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
 
 from triage_pipeline.infrastructure.db.derived_prompt_version import add_derived_version, remove_derived_version
 
@@ -36,6 +39,7 @@ def upgrade() -> None:
         ),
         review_threshold=REVIEW_THRESHOLD,
     )
+    op.execute(sa.text("UPDATE prompts SET example_bank = true WHERE id = CAST(:id AS uuid)").bindparams(id=PROMPT_ID))
 
 
 def downgrade() -> None:

@@ -9,10 +9,11 @@ import pytest
 from alembic import command
 from sqlalchemy import Connection, create_engine, pool, text
 
-from tests.integration.test_examples_and_review import REFUND, add_examples, few_shot, other_owner, triage
+from tests.integration.test_examples_and_review import REFUND, add_examples, other_owner, triage
 from triage_pipeline.application.corrections import CorrectTriage, CorrectTriageCommand
 from triage_pipeline.application.evaluation import EvaluateCommand, EvaluatePrompts
 from triage_pipeline.application.examples import DeleteExample, DeleteExampleCommand
+from triage_pipeline.application.prompts import AddPromptCommand, AddPromptVersion
 from triage_pipeline.bootstrap import Container
 from triage_pipeline.domain.evaluation import LabelledTicket
 from triage_pipeline.domain.example_classifier import classifier_terms, terms_text
@@ -55,6 +56,13 @@ def assert_counts_match_the_examples(conn: Connection) -> None:
     assert kept_labels == {(r.owner_id, r.field, r.label): (r.examples, r.terms) for r in conn.execute(RECOUNT_LABELS)}
 
 
+def with_bank(container: Container, *, example_bank: bool = True) -> None:
+    """A few-shot version (k = 2, threshold 0.5) settled with the example bank or not, active."""
+    container.use(AddPromptVersion).execute(
+        AddPromptCommand(few_shot_k=2, review_threshold=0.5, example_bank=example_bank, activate=True)
+    )
+
+
 def check(container: Container) -> None:
     with container.engine.connect() as conn:
         assert_counts_match_the_examples(conn)
@@ -86,6 +94,23 @@ def test_counts_follow_imports_corrections_deletions_and_cascades(container: Con
         assert conn.execute(text("SELECT count(*) FROM example_label_counts")).scalar_one() == 0
 
 
+def test_statements_on_many_rows_sharing_terms_and_updates_of_terms_or_owner_keep_the_counts(
+    container: Container,
+) -> None:
+    other = other_owner(container)
+    add_examples(container, None, ("Refund missing", "billing"), ("Refund late", "bug"), ("Refund again", "billing"))
+    with container.engine.begin() as conn:
+        conn.execute(text("UPDATE triage_examples SET classifier_terms = 'refund' WHERE title = 'Refund late'"))
+        assert_counts_match_the_examples(conn)  # only the terms changed
+        conn.execute(text("UPDATE triage_examples SET owner_id = :o WHERE title = 'Refund again'"), {"o": other})
+        assert_counts_match_the_examples(conn)  # moved to another owner's bank
+        conn.execute(text("DELETE FROM triage_examples WHERE title LIKE 'Refund%'"))  # many rows, shared terms
+        assert_counts_match_the_examples(conn)
+        # and nothing is left behind: counts that reach zero are deleted
+        assert conn.execute(text("SELECT count(*) FROM example_term_counts")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM example_label_counts")).scalar_one() == 0
+
+
 def test_an_owners_examples_never_reach_another_owners_bank(container: Container) -> None:
     other = other_owner(container)
     add_examples(container, other, ("Zebra widget flickers", "bug"))
@@ -100,6 +125,17 @@ def test_an_owners_examples_never_reach_another_owners_bank(container: Container
     assert found[theirs.key].category.term_examples["zebra"] == {"bug": 1}
 
 
+def test_leaving_out_the_same_text_never_touches_another_owners_example(container: Container) -> None:
+    other = other_owner(container)
+    add_examples(container, other, ("Zebra widget flickers", "bug"))
+    add_examples(container, DEFAULT_OWNER_ID, ("Zebra widget flickers", "outage"), ("Refund missing", "billing"))
+    mine = ExampleQuery(uuid4(), DEFAULT_OWNER_ID, "Zebra widget flickers", REFUND)
+    with container.uow() as uow:
+        found = uow.examples.bank_counts([mine], exclude_same_text=True)[mine.key]
+    assert {label: c.examples for label, c in found.category.labels.items()} == {"outage": 0, "billing": 1}
+    assert found.category.term_examples["zebra"] == {"outage": 0}
+
+
 def test_evaluation_counts_never_learn_from_the_tickets_own_example(container: Container) -> None:
     add_examples(container, None, ("Refund missing", "billing"), ("Zebra widget flickers", "bug"))
     same_text = ExampleQuery(uuid4(), None, "ZEBRA widget   flickers", REFUND)  # same normalised text
@@ -112,15 +148,24 @@ def test_evaluation_counts_never_learn_from_the_tickets_own_example(container: C
     assert unseen.priority.labels["high"].examples == 1  # only the other example is left
 
 
-def test_a_triaged_ticket_logs_what_the_bank_said(container: Container) -> None:
-    few_shot(container, k=2, threshold=0.5)
+def test_a_version_settled_with_the_bank_logs_what_it_said_and_older_versions_settle_as_before(
+    container: Container,
+) -> None:
     add_examples(container, None, ("Refund missing", "billing"), ("Card charged twice", "billing"))
-    ticket = triage(container, "BANK-2", "Refund please")
+    add_examples(container, None, ("Checkout down", "outage"))
+    with_bank(container)
+    settled_with_bank = triage(container, "BANK-2", "Refund please")
+    with_bank(container, example_bank=False)
+    settled_without = triage(container, "BANK-3", "Refund please again")
     with container.uow() as uow:
-        [log] = uow.logs.for_ticket(ticket.id)
-    assert log.confidence is not None
-    assert log.confidence["bank_category"] == {"billing": 1.0}
+        [log] = uow.logs.for_ticket(settled_with_bank.id)
+        [before] = uow.logs.for_ticket(settled_without.id)
+    assert log.confidence is not None and before.confidence is not None
+    bank = log.confidence["bank_category"]
+    assert set(bank) == {"billing", "outage"} and 0.5 < bank["billing"] < 1.0
     assert "example_bank" in log.confidence["signals"]
+    assert before.confidence["bank_category"] is None
+    assert "example_bank" not in before.confidence["signals"]
 
 
 @pytest.mark.parametrize("owner", [None, DEFAULT_OWNER_ID], ids=["shared", "owned"])
@@ -158,7 +203,7 @@ def test_the_migration_gives_existing_examples_their_terms_and_counts(
 def test_evaluation_reports_the_bank_alone_and_never_lets_it_learn_from_the_ticket_itself(
     container: Container,
 ) -> None:
-    few_shot(container, k=2, threshold=0.5)
+    with_bank(container)
     add_examples(
         container, None, ("Refund missing", "billing"), ("Card charged twice", "billing"), ("Zebra flickers", "bug")
     )

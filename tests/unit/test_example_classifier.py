@@ -8,6 +8,7 @@ import pytest
 from triage_pipeline.domain.confidence import Signal, decide_label, settle_answer
 from triage_pipeline.domain.example import NeighbourVote
 from triage_pipeline.domain.example_classifier import (
+    TERM_MAX_LENGTH,
     BankCounts,
     BankEvidence,
     BankOpinion,
@@ -51,6 +52,13 @@ def test_terms_are_lower_case_words_and_adjacent_pairs_once_each_with_no_newline
     assert terms_text(terms).split("\n") == list(terms)
 
 
+def test_runs_of_word_characters_too_long_to_be_words_are_no_terms() -> None:
+    longest = "x" * TERM_MAX_LENGTH
+    terms = classifier_terms("Token", "key " + "ab" * 1500 + " leaked " + longest)
+    # the 3,000-character run is dropped as if it were not there
+    assert terms == tuple(sorted({"token", "key", "leaked", longest, "token key", "key leaked", f"leaked {longest}"}))
+
+
 def test_the_label_whose_examples_share_the_tickets_words_is_the_most_probable() -> None:
     probabilities = label_probabilities(
         classifier_terms("Double charge", "I was charged twice on my card"), counts_of(LABELLED), ("billing", "outage")
@@ -83,8 +91,10 @@ def test_without_an_example_its_own_words_no_longer_vote_for_its_label() -> None
 
 
 def test_an_owners_bank_merged_with_the_shared_one_adds_their_counts() -> None:
-    merged = counts_of(LABELLED[:3]).merged(counts_of(LABELLED[3:]))
-    assert merged == counts_of(LABELLED)
+    halves = (LABELLED[0], LABELLED[3], LABELLED[4]), (LABELLED[1], LABELLED[2])  # "billing" in both
+    merged = counts_of(list(halves[0])).merged(counts_of(list(halves[1])))
+    assert merged == counts_of([*halves[0], *halves[1]])
+    assert merged.labels["billing"].examples == 3
 
 
 def test_the_opinion_covers_the_category_and_the_priority() -> None:
@@ -106,6 +116,28 @@ def test_the_bank_overrules_a_split_vote_and_is_listed_among_the_signals() -> No
     assert (with_bank.label, with_bank.overruled) == ("outage", True)
     assert with_bank.confidence == pytest.approx(0.6 * 5 / 11 + 0.4 * 0.9)
     assert with_bank.signals == (Signal.LOGPROBS, Signal.NEIGHBOURS, Signal.EXAMPLE_BANK)
+
+
+def test_the_model_the_bank_and_the_vote_each_count_with_their_weight() -> None:
+    vote = NeighbourVote.of([("billing", 0.5), ("outage", 0.5)])
+    decision = decide_label(
+        "outage", 0.9, vote, model_weight=0.05, bank={"billing": 0.8, "outage": 0.2}, bank_weight=0.4
+    )
+    assert decision.label == "billing"
+    assert decision.confidence == pytest.approx(0.55 * 0.5 + 0.05 * 0.0 + 0.4 * 0.8)
+
+
+def test_without_logprobs_the_vote_and_the_bank_decide_and_the_model_label_only_breaks_ties() -> None:
+    vote = NeighbourVote.of([("billing", 0.6), ("outage", 0.4)])
+    decision = decide_label(
+        "outage", None, vote, model_weight=0.05, bank={"billing": 0.7, "outage": 0.3}, bank_weight=0.4
+    )
+    assert (decision.label, decision.overruled) == ("billing", True)
+    assert decision.confidence == pytest.approx(0.6 * 0.6 + 0.4 * 0.7)
+    assert decision.signals == (Signal.NEIGHBOURS, Signal.EXAMPLE_BANK)
+    without_bank = decide_label("outage", None, vote, model_weight=0.05)
+    assert without_bank.label == "outage"  # as before the bank: the model's label stands
+    assert without_bank.confidence == pytest.approx(0.4)
 
 
 def test_a_bank_that_knows_nothing_leaves_its_weight_to_the_vote() -> None:

@@ -172,8 +172,8 @@ class EvaluatePrompts:
             if probabilities
         }
         examples = neighbours[: prompt.neighbours_to_retrieve]  # as production: the first k shown, all vote
-        if not examples:
-            bank = BankOpinion()  # as production: a version that retrieves no example learns from none
+        if not examples or not prompt.example_bank:
+            bank = BankOpinion()  # as production: only a version that settles with the bank learns from it
         try:
             answer = self._llm.triage(prompt.render(ticket.title, ticket.description, examples))
         except Exception as exc:  # one bad ticket is an invalid output, never a crashed evaluation
@@ -262,12 +262,13 @@ def floors(items: Sequence[EvaluationItem]) -> dict[str, Any]:
         knn_right = sum(
             1 for item in items if name in item.gold and (item.neighbours or {}).get(name) == item.gold[name]
         )
+        with_bank = any(item.bank for item in items)
         bank_right = sum(1 for item in items if name in item.gold and (item.bank or {}).get(name) == item.gold[name])
         result[name] = {
             "majority_label": majority,
             "majority_accuracy": count / len(gold),
             "neighbour_vote_accuracy": knn_right / len(gold),
-            "bank_accuracy": bank_right / len(gold),
+            "bank_accuracy": bank_right / len(gold) if with_bank else None,
         }
     return result
 

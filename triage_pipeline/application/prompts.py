@@ -44,6 +44,7 @@ class AddPromptCommand:
     actor: str = "cli"
     few_shot_k: int | None = None
     review_threshold: float | None = None
+    example_bank: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,9 @@ class AddPromptVersion:
                 if base
                 else 0.0
             )
+            example_bank = (
+                command.example_bank if command.example_bank is not None else base.example_bank if base else False
+            )
             if not 0 <= few_shot_k <= FEW_SHOT_K_MAX:
                 raise InvalidPrompt(f"few_shot_k must be between 0 and {FEW_SHOT_K_MAX}, got {few_shot_k}")
             if not 0.0 <= threshold <= 1.0:
@@ -135,6 +139,7 @@ class AddPromptVersion:
                 categories=tuple(categories),
                 few_shot_k=few_shot_k,
                 review_threshold=threshold,
+                example_bank=example_bank,
             )
             uow.prompts.add(prompt)
             if command.activate:

@@ -22,7 +22,7 @@ def cmd_list(container: Container, args: argparse.Namespace) -> int:
     prompts = container.use(ListPrompts).execute(ListPromptsQuery(args.name))
     print_table(
         f"prompt {args.name!r}",
-        ["version", "active", "created", "categories", "options", "few-shot", "threshold", "description"],
+        ["version", "active", "created", "categories", "options", "few-shot", "threshold", "bank", "description"],
         [
             (
                 p.version,
@@ -32,6 +32,7 @@ def cmd_list(container: Container, args: argparse.Namespace) -> int:
                 json.dumps(dict(p.model_options)),
                 p.few_shot_k,
                 f"{p.review_threshold:g}",
+                "yes" if p.example_bank else "",
                 p.description,
             )
             for p in prompts
@@ -61,6 +62,7 @@ def cmd_add(container: Container, args: argparse.Namespace) -> int:
             activate=args.activate,
             few_shot_k=args.few_shot_k,
             review_threshold=args.review_threshold,
+            example_bank=args.example_bank,
         )
     )
     print(f"added {prompt.name} version {prompt.version}{' (active)' if prompt.is_active else ''}")
@@ -133,6 +135,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         type=_threshold,
         default=None,
         help="answers with a lower confidence wait for review, 0..1 (default: the active version's)",
+    )
+    add.add_argument(
+        "--example-bank",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="settle answers with the example bank's classifier too (default: as the active version)",
     )
     add.set_defaults(container_handler=cmd_add)
     activate = actions.add_parser("activate", help="make a version the active one")

@@ -13,10 +13,13 @@ small model writes 1.0 whatever it answers. What decides instead, for the catego
 
 With the vote, each label scores `model weight x the model's probability + bank weight x the bank's
 probability + the rest x its share of the vote`, and the best-scoring label is the answer: a model unsure
-of its answer is overruled by examples that agree with each other. Without the vote (no example found),
-the model's label stands and its probability is the confidence. With neither, the confidence is 0, so
-the answer goes to review. The category's confidence, calibrated when the prompt version has a
-calibration, is the answer's.
+of its answer is overruled by examples that agree with each other. The bank takes part only for a prompt
+version that settles with it (`Prompt.example_bank`); then a server without logprobs leaves the vote and the
+bank to decide (the model's weight is 0). Without the bank or the model's probability, the model's label
+stands and its share of the vote is the confidence (unless the model's weight is 0: then the vote decides
+alone). Without the vote (no example found), the model's label stands and its probability is the
+confidence. With no signal, the confidence is 0, so the answer goes to review. The category's confidence,
+calibrated when the prompt version has a calibration, is the answer's.
 """
 
 from collections.abc import Mapping, Sequence
@@ -33,7 +36,7 @@ CATEGORY_MODEL_WEIGHT = 0.05
 PRIORITY_MODEL_WEIGHT = 0.0
 """How much the model's own probabilities count against the neighbours' vote. Chosen on an evaluation of all
 600 shipped starter examples with the offline model (each never shown itself; README, Quality), not on the
-sample the README reports. For the category, the vote alone was right on 58.8%; the more the model weighed, the
+sample the README reports. For the category, the vote alone was right on 58.7%; the more the model weighed, the
 more often it overruled a right vote (0.3: 57.8%, 0.5: 54.2%), and only a small weight, where the model breaks
 the vote's near-ties, did better (0.05: 59.7%, 10 tickets won and 5 lost against the vote). For the priority
 the vote alone did best (47.8%; 0.05: 46.8%, 0.3: 44.7%), so the model's priority only breaks exact ties and
@@ -41,7 +44,8 @@ stands where no example was found."""
 CATEGORY_BANK_WEIGHT = 0.4
 PRIORITY_BANK_WEIGHT = 0.3
 """How much the example bank's classifier counts, chosen the same way: each of the 600 starter examples
-classified by the other 599 (as `triage eval` does), the stored version-4 run's answers re-settled. Category
+classified by the other 599 (as `triage eval` does), version 4's answers on them re-settled with the
+bank's probabilities (`bench/settling_weights.py` on a version-5 run measures the same). Category
 (the vote alone: 58.7%): 0.2 71.2%, 0.3 72.3%, 0.4 73.2%, 0.5 71.5%. Priority (the vote alone: 47.8%): 0.3
 53.7%, 0.5 53.3%, 1.0 53.3%. Either signal alone does worse than both: the vote knows which examples are
 nearly the same ticket, the classifier which words mark a label across all of them."""
@@ -81,8 +85,10 @@ def decide_label(
     not write as well; the one it wrote keeps `model_probability`. `bank`: the example bank classifier's
     probabilities (empty or None: it knows nothing, and its weight goes to the vote)."""
     has_vote = vote is not None and bool(vote.shares)
-    if has_vote and (model_probability is not None or model_weight == 0):
+    if has_vote and (model_probability is not None or model_weight == 0 or bank):
         assert vote is not None
+        # Without the model's probability (a server without logprobs) the vote and the bank decide alone.
+        model_weight = model_weight if model_probability is not None else 0.0
         bank_weight = bank_weight if bank else 0.0
         scores = {
             label: (1 - model_weight - bank_weight) * share
@@ -207,7 +213,8 @@ def settle_answer(
         "priority_overruled": priority.overruled,
         "neighbour_priority_shares": _shares(priority_vote),
         "priority_distribution": _probabilities(priority_distribution),
-        "bank_category": _probabilities(category_bank),
-        "bank_priority": _probabilities(priority_bank),
+        # None: the version does not settle with the bank, or the bank knew nothing of these labels.
+        "bank_category": _probabilities(category_bank) if category_bank else None,
+        "bank_priority": _probabilities(priority_bank) if priority_bank else None,
     }
     return SettledAnswer(answer, review_status_for(confidence, review_threshold), log)

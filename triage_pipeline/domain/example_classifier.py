@@ -23,13 +23,16 @@ from itertools import pairwise
 from triage_pipeline.domain.triage_answer import Priority
 
 SMOOTHING = 1000.0
+TERM_MAX_LENGTH = 40
+"""Longer runs of word characters (hashes, tokens, base64 pasted into a ticket) are no words: they would only
+bloat the counts (and a term must fit a btree index row)."""
 _WORD = re.compile(r"\w+")
 
 
 def classifier_terms(title: str, description: str) -> tuple[str, ...]:
     """The terms an example (or a ticket) is classified by: its lower-case words and each pair of adjacent
     words ("log in", "charged twice"), once each, sorted. No term holds a newline (`terms_text`)."""
-    words = _WORD.findall(f"{title}\n{description}".lower())
+    words = [w for w in _WORD.findall(f"{title}\n{description}".lower()) if len(w) <= TERM_MAX_LENGTH]
     return tuple(sorted(set(words) | {f"{a} {b}" for a, b in pairwise(words)}))
 
 

@@ -383,8 +383,8 @@ class ExampleRepository(Protocol):
 
     def bank_counts(self, queries: Sequence[ExampleQuery], *, exclude_same_text: bool) -> dict[UUID, BankEvidence]:
         """Per query, the example bank classifier's counts over its owner's and the shared examples, for the
-        query's terms. Three reads for all queries. `exclude_same_text`: examples with the query's own
-        normalised text are left out of its counts (evaluation)."""
+        query's terms. Two reads for all queries, three with `exclude_same_text`: examples with the query's
+        own normalised text are left out of its counts (evaluation)."""
         ...
 
     def count(self) -> int: ...

@@ -77,6 +77,9 @@ class Prompt:
     """How many of the most similar labelled examples the prompt shows (0: none)."""
     review_threshold: float = 0.0
     """Answers whose confidence is below this wait for a person (`NEEDS_REVIEW`)."""
+    example_bank: bool = False
+    """Settle answers with the example bank's classifier too (`domain.confidence`); only with few-shot on,
+    since it needs the neighbours' vote beside it."""
 
     @property
     def neighbours_to_retrieve(self) -> int:

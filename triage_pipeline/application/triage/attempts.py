@@ -222,7 +222,8 @@ class AttemptsTransaction:
         heartbeat: bool = False,
     ) -> list[Started]:
         """Start the eligible jobs and their tickets, in `job_ids` order, each with the examples `prompt`
-        asks for (its owner's and shared ones, in one statement for all). `retrieve=False` (the caller knows
+        asks for (its owner's and shared ones, in one statement for all) and, when the prompt settles with the
+        example bank, what its classifier says of each (two more reads for all). `retrieve=False` (the caller knows
         there is no example at all) skips that statement: it could only find none. `heartbeat=True`: the
         caller renews the jobs' heartbeat while they run (`TriageAttempts.heartbeat`).
 
@@ -277,6 +278,8 @@ class AttemptsTransaction:
         nearest = self.uow.examples.nearest(
             queries, prompt.neighbours_to_retrieve, prompt.categories, exclude_same_text=False
         )
+        if not prompt.example_bank:
+            return nearest, {}
         counts = self.uow.examples.bank_counts(queries, exclude_same_text=False)
         banks = {
             t.id: BankOpinion.of(counts[t.id], t.title, t.description, prompt.categories)

@@ -76,7 +76,8 @@ _NEAREST_BY_BANDS = text(
     """
 )
 # The example bank classifier's counts (kept by the triggers of migration 0015): the labels' totals of the
-# queries' owners and the shared bank, and the counts of the terms the queries hold.
+# queries' owners and the shared bank, and the counts of the terms the queries hold (two index scans, each
+# on (term, owner_id): an OR of the owners would read every owner's rows of a common word).
 _LABEL_COUNTS = text(
     """
     SELECT owner_id, field, label, examples, terms
@@ -88,8 +89,11 @@ _TERM_COUNTS = text(
     """
     SELECT term, owner_id, field, label, examples
       FROM example_term_counts
-     WHERE term = ANY(CAST(:terms AS text[]))
-       AND (owner_id = ANY(CAST(:owners AS uuid[])) OR owner_id IS NULL) AND examples > 0
+     WHERE term = ANY(CAST(:terms AS text[])) AND owner_id = ANY(CAST(:owners AS uuid[])) AND examples > 0
+     UNION ALL
+    SELECT term, owner_id, field, label, examples
+      FROM example_term_counts
+     WHERE term = ANY(CAST(:terms AS text[])) AND owner_id IS NULL AND examples > 0
     """
 )
 _SAME_TEXT = text(
@@ -253,7 +257,8 @@ class SqlExampleRepository:
             keys = {q.key: text_key(q.title, q.description) for q in queries}
             same: dict[str, list[tuple[UUID | None, str, str, list[str]]]] = defaultdict(list)
             for row in connection.execute(_SAME_TEXT, {"text_keys": sorted(set(keys.values())), "owners": owners}):
-                same[row.text_key].append((row.owner_id, row.category, row.priority, row.classifier_terms.split("\n")))
+                own_terms = row.classifier_terms.split("\n") if row.classifier_terms else []
+                same[row.text_key].append((row.owner_id, row.category, row.priority, own_terms))
             for q in queries:
                 for owner_id, category, priority, own_terms in same.get(keys[q.key], []):
                     if owner_id is None or owner_id == q.owner_id:

@@ -169,6 +169,7 @@ def prompt_from_row(row: PromptRow) -> Prompt:
         categories=tuple(category.get("enum", ())),
         few_shot_k=row.few_shot_k,
         review_threshold=row.review_threshold,
+        example_bank=row.example_bank,
     )
 
 

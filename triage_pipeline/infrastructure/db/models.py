@@ -158,6 +158,7 @@ class PromptRow(Timestamped, Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     few_shot_k: Mapped[int] = mapped_column(Integer, server_default="0")
     review_threshold: Mapped[float] = mapped_column(Float, server_default="0")
+    example_bank: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class TriageJobLogRow(Timestamped, Base):

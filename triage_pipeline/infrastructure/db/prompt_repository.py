@@ -30,6 +30,7 @@ class SqlPromptRepository:
                 is_active=prompt.is_active,
                 few_shot_k=prompt.few_shot_k,
                 review_threshold=prompt.review_threshold,
+                example_bank=prompt.example_bank,
                 created_at=prompt.created_at,
                 updated_at=prompt.created_at,
             )
