@@ -19,13 +19,12 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from triage_pipeline.domain.similarity_bands import similarity_bands
+from triage_pipeline.infrastructure.db.example_backfill import fill_example_column
 
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_BATCH = 5_000
 
 
 def upgrade() -> None:
@@ -36,26 +35,12 @@ def upgrade() -> None:
         "triage_examples",
         sa.Column("similarity_bands", postgresql.ARRAY(sa.Integer()), nullable=False, server_default="{}"),
     )
-    connection = op.get_bind()
-    last_id = "00000000-0000-0000-0000-000000000000"  # below every uuid4
-    while True:
-        rows = connection.execute(
-            sa.text("SELECT id, search_text FROM triage_examples WHERE id > CAST(:last AS uuid) ORDER BY id LIMIT :batch"),
-            {"last": last_id, "batch": _BATCH},
-        ).all()
-        if not rows:
-            break
-        connection.execute(
-            sa.text(
-                "UPDATE triage_examples e SET similarity_bands = CAST(v.bands AS integer[])"
-                " FROM unnest(CAST(:ids AS uuid[]), CAST(:bands AS text[])) AS v(id, bands) WHERE e.id = v.id"
-            ),
-            {
-                "ids": [row.id for row in rows],
-                "bands": ["{" + ",".join(map(str, similarity_bands(row.search_text))) + "}" for row in rows],
-            },
-        )
-        last_id = rows[-1].id
+    fill_example_column(
+        "similarity_bands",
+        ["search_text"],
+        lambda row: "{" + ",".join(map(str, similarity_bands(row.search_text))) + "}",
+        "integer[]",
+    )
     op.create_index(
         "ix_triage_examples_bands",
         "triage_examples",

@@ -29,13 +29,12 @@ import sqlalchemy as sa
 from alembic import op
 
 from triage_pipeline.domain.example_classifier import classifier_terms, terms_text
+from triage_pipeline.infrastructure.db.example_backfill import fill_example_column
 
 revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_BATCH = 5_000
 
 # The changed rows, as the trigger of each event sees them (transition tables are visible to EXECUTE too).
 _APPLY = r"""
@@ -108,29 +107,12 @@ _TRIGGERS = (
 def upgrade() -> None:
     op.add_column("prompts", sa.Column("example_bank", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.add_column("triage_examples", sa.Column("classifier_terms", sa.Text(), nullable=False, server_default=""))
-    connection = op.get_bind()
-    last_id = "00000000-0000-0000-0000-000000000000"  # below every uuid4
-    while True:
-        rows = connection.execute(
-            sa.text(
-                "SELECT id, title, description FROM triage_examples WHERE id > CAST(:last AS uuid)"
-                " ORDER BY id LIMIT :batch"
-            ),
-            {"last": last_id, "batch": _BATCH},
-        ).all()
-        if not rows:
-            break
-        connection.execute(
-            sa.text(
-                "UPDATE triage_examples e SET classifier_terms = v.terms"
-                " FROM unnest(CAST(:ids AS uuid[]), CAST(:terms AS text[])) AS v(id, terms) WHERE e.id = v.id"
-            ),
-            {
-                "ids": [row.id for row in rows],
-                "terms": [terms_text(classifier_terms(row.title, row.description)) for row in rows],
-            },
-        )
-        last_id = rows[-1].id
+    fill_example_column(
+        "classifier_terms",
+        ["title", "description"],
+        lambda row: terms_text(classifier_terms(row.title, row.description)),
+        "text",
+    )
     op.create_table(
         "example_term_counts",
         sa.Column("term", sa.Text(), nullable=False),

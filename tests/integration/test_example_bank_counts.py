@@ -20,6 +20,7 @@ from triage_pipeline.domain.example_classifier import classifier_terms, terms_te
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
 from triage_pipeline.domain.ports import ExampleQuery
 from triage_pipeline.domain.triage_answer import Priority
+from triage_pipeline.infrastructure.db import example_backfill
 from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres
 from triage_pipeline.infrastructure.migrations import alembic_config
 
@@ -170,25 +171,28 @@ def test_a_version_settled_with_the_bank_logs_what_it_said_and_older_versions_se
 
 @pytest.mark.parametrize("owner", [None, DEFAULT_OWNER_ID], ids=["shared", "owned"])
 def test_the_migration_gives_existing_examples_their_terms_and_counts(
-    pg_server: EmbeddedPostgres, owner: object
+    pg_server: EmbeddedPostgres, owner: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(example_backfill, "PAGE", 2)  # three examples: two pages
     url = pg_server.ensure_database(f"triage_bank_counts_{'shared' if owner is None else 'owned'}")
     config = alembic_config(url)
     command.upgrade(config, "0014")
     engine = create_engine(url, poolclass=pool.NullPool)
+    titles = ("Refund missing", "Refund late", "Checkout down")
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO triage_examples (id, owner_id, title, description, category, priority, source,"
-                " search_text, text_key, created_at, updated_at) VALUES (:id, :owner, 'Refund missing', :d,"
-                " 'billing', 'high', 'import', 's', 'k', now(), now())"
-            ),
-            {"id": uuid4(), "owner": owner, "d": REFUND},
-        )
+        for title in titles:
+            conn.execute(
+                text(
+                    "INSERT INTO triage_examples (id, owner_id, title, description, category, priority, source,"
+                    " search_text, text_key, created_at, updated_at) VALUES (:id, :owner, :t, :d,"
+                    " 'billing', 'high', 'import', 's', :t, now(), now())"
+                ),
+                {"id": uuid4(), "owner": owner, "t": title, "d": REFUND},
+            )
     command.upgrade(config, "head")
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT classifier_terms FROM triage_examples")).scalar_one()
-        assert stored == terms_text(classifier_terms("Refund missing", REFUND))
+        stored: dict[str, str] = dict(conn.execute(text("SELECT title, classifier_terms FROM triage_examples")).all())
+        assert stored == {title: terms_text(classifier_terms(title, REFUND)) for title in titles}
         assert_counts_match_the_examples(conn)
         assert conn.execute(text("SELECT count(*) FROM example_label_counts")).scalar_one() == 2
     with engine.begin() as conn:  # and the triggers are in place from then on
