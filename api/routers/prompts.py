@@ -46,6 +46,7 @@ def add_prompt(body: PromptIn, use_case: Annotated[AddPromptVersion, provide(Add
             actor="api",
             few_shot_k=body.few_shot_k,
             review_threshold=body.review_threshold,
+            example_bank=body.example_bank,
         )
     )
     return PromptOut.model_validate(prompt)

@@ -27,6 +27,7 @@ class PromptOut(BaseModel):
     model_options: dict[str, Any]
     few_shot_k: int = Field(description="How many of the most similar labelled examples the prompt shows.")
     review_threshold: float = Field(description="Answers with a lower confidence wait for a person (NEEDS_REVIEW).")
+    example_bank: bool = Field(description="Answers are settled with the example bank's classifier too.")
     created_at: datetime
 
 
@@ -68,3 +69,10 @@ class PromptIn(BaseModel):
             ),
         ),
     ]
+    example_bank: bool | None = Field(
+        default=None,
+        description=(
+            "Settle answers with the example bank's classifier too (it needs few_shot_k > 0 to take part);"
+            " copied from the active version when absent."
+        ),
+    )

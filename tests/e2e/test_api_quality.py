@@ -77,14 +77,24 @@ def test_prompt_versions_can_be_added_and_activated(client: TestClient) -> None:
     assert client.post("/prompts/9/activate").status_code == 404
 
 
-def test_prompt_versions_carry_their_few_shot_k_and_review_threshold(client: TestClient) -> None:
-    assert [(p["few_shot_k"], p["review_threshold"]) for p in client.get("/prompts").json()] == [(0, 0.0)]
-    created = client.post("/prompts", json={"few_shot_k": 5, "review_threshold": 0.7})
+def test_prompt_versions_carry_their_few_shot_k_review_threshold_and_example_bank(client: TestClient) -> None:
+    def options(p: dict[str, Any]) -> tuple[int, float, bool]:
+        return p["few_shot_k"], p["review_threshold"], p["example_bank"]
+
+    assert [options(p) for p in client.get("/prompts").json()] == [(0, 0.0, False)]
+    created = client.post("/prompts", json={"few_shot_k": 5, "review_threshold": 0.7, "example_bank": True})
     assert created.status_code == 201
-    assert (created.json()["few_shot_k"], created.json()["review_threshold"]) == (5, 0.7)
+    assert options(created.json()) == (5, 0.7, True)
     copied = client.post("/prompts", json={"description": "copies the active version's"}).json()
-    assert (copied["few_shot_k"], copied["review_threshold"]) == (0, 0.0)
-    for bad in ({"few_shot_k": 21}, {"few_shot_k": -1}, {"review_threshold": 1.5}, {"review_threshold": -0.1}):
+    assert options(copied) == (0, 0.0, False)
+    bad_inputs: tuple[dict[str, Any], ...] = (
+        {"few_shot_k": 21},
+        {"few_shot_k": -1},
+        {"review_threshold": 1.5},
+        {"review_threshold": -0.1},
+        {"example_bank": "sometimes"},
+    )
+    for bad in bad_inputs:
         assert_problem(client.post("/prompts", json=bad), 422, "validation_error")
 
 

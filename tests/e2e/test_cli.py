@@ -114,6 +114,20 @@ def test_prompts_add_takes_few_shot_k_and_review_threshold(capsys: pytest.Captur
         assert "must be between" in capsys.readouterr().err
 
 
+def test_prompts_add_switches_the_example_bank_on_and_off_and_copies_it_otherwise(
+    capsys: pytest.CaptureFixture[str], uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    for args in (["--example-bank", "--activate"], ["--activate"], ["--no-example-bank"]):
+        assert main(["prompts", "add", *args]) == 0
+    capsys.readouterr()
+    with uow_factory() as uow:
+        versions = uow.prompts.versions("triage")
+    assert [(p.version, p.example_bank) for p in versions][-3:] == [(2, True), (3, True), (4, False)]
+    with pytest.raises(SystemExit):
+        main(["prompts", "add", "--example-bank=yes"])
+    assert "--example-bank" in capsys.readouterr().err
+
+
 def test_prompts_activate_is_refused_with_the_figures_unless_forced(
     capsys: pytest.CaptureFixture[str], uow_factory: SqlUnitOfWorkFactory, clean_db: Engine
 ) -> None:
