@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.schemas.text import STORABLE
 from triage_pipeline.domain.prompt import FEW_SHOT_K_MAX
@@ -69,7 +69,7 @@ class PromptIn(BaseModel):
             ),
         ),
     ]
-    example_bank: bool | None = Field(
+    example_bank: StrictBool | None = Field(
         default=None,
         description=(
             "Settle answers with the example bank's classifier too (it needs few_shot_k > 0 to take part);"

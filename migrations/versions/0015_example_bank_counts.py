@@ -69,15 +69,27 @@ BEGIN
             ON CONFLICT (owner_id, field, label)
             DO UPDATE SET examples = c.examples + excluded.examples, terms = c.terms + excluded.terms
     $sql$, changes);
-    -- What reached zero is gone: a deleted owner's counts, a word no example holds any more.
+    -- What reached zero is gone (a deleted owner's counts, a word no example holds any more), looked up by
+    -- the removed rows' own (term, owner) and owner, so that no other owner's rows are read.
     IF TG_OP <> 'INSERT' THEN
         EXECUTE format($sql$
-            DELETE FROM example_term_counts
-             WHERE examples = 0
-               AND term IN (SELECT unnest(string_to_array(ch.classifier_terms, E'\n'))
-                              FROM (%s) AS ch WHERE ch.sign < 0)
+            WITH removed AS (SELECT DISTINCT t.term, ch.owner_id
+                               FROM (%s) AS ch
+                              CROSS JOIN LATERAL unnest(string_to_array(ch.classifier_terms, E'\n')) AS t(term)
+                              WHERE ch.sign < 0),
+                 owned AS (DELETE FROM example_term_counts c USING removed r
+                            WHERE c.term = r.term AND c.owner_id = r.owner_id AND c.examples = 0)
+            DELETE FROM example_term_counts c USING removed r
+             WHERE c.term = r.term AND c.owner_id IS NULL AND r.owner_id IS NULL AND c.examples = 0
         $sql$, changes);
-        DELETE FROM example_label_counts WHERE examples = 0 AND terms = 0;
+        EXECUTE format($sql$
+            WITH removed AS (SELECT DISTINCT owner_id FROM (%s) AS ch WHERE ch.sign < 0),
+                 owned AS (DELETE FROM example_label_counts c USING removed r
+                            WHERE c.owner_id = r.owner_id AND c.examples = 0 AND c.terms = 0)
+            DELETE FROM example_label_counts c
+             WHERE c.owner_id IS NULL AND EXISTS (SELECT 1 FROM removed WHERE owner_id IS NULL)
+               AND c.examples = 0 AND c.terms = 0
+        $sql$, changes);
     END IF;
     RETURN NULL;
 END $$

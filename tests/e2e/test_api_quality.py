@@ -93,9 +93,13 @@ def test_prompt_versions_carry_their_few_shot_k_review_threshold_and_example_ban
         {"review_threshold": 1.5},
         {"review_threshold": -0.1},
         {"example_bank": "sometimes"},
+        {"example_bank": "yes"},
+        {"example_bank": 1},
     )
     for bad in bad_inputs:
         assert_problem(client.post("/prompts", json=bad), 422, "validation_error")
+    # the active version shows no examples, beside which the bank would settle
+    assert_problem(client.post("/prompts", json={"example_bank": True}), 422, "invalid_prompt")
 
 
 def store_evaluation(

@@ -117,7 +117,9 @@ def test_prompts_add_takes_few_shot_k_and_review_threshold(capsys: pytest.Captur
 def test_prompts_add_switches_the_example_bank_on_and_off_and_copies_it_otherwise(
     capsys: pytest.CaptureFixture[str], uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    for args in (["--example-bank", "--activate"], ["--activate"], ["--no-example-bank"]):
+    assert main(["prompts", "add", "--example-bank"]) == 2  # the active version shows no examples
+    assert "example_bank needs few_shot_k > 0" in capsys.readouterr().err
+    for args in (["--example-bank", "--few-shot-k", "3", "--activate"], ["--activate"], ["--no-example-bank"]):
         assert main(["prompts", "add", *args]) == 0
     capsys.readouterr()
     with uow_factory() as uow:

@@ -146,7 +146,8 @@ class EvaluatePrompts:
             found = uow.examples.nearest(
                 queries, max(prompt.neighbours_to_retrieve, VOTE_K), prompt.categories, exclude_same_text=True
             )
-            counts = uow.examples.bank_counts(queries, exclude_same_text=True) if prompt.neighbours_to_retrieve else {}
+            # Like the vote's floor, the bank's reference is measured for every version, few-shot or not.
+            counts = uow.examples.bank_counts(queries, exclude_same_text=True)
         return [
             (
                 found.get(key, []),

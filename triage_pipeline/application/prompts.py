@@ -89,7 +89,7 @@ class AddPromptVersion:
 
         NoActivePrompt: the system text, template or categories are left to copy and the name has no active version.
         InvalidPrompt: an empty system text or category list, a user template without `{ticket}`, duplicate or
-        blank categories, or model options outside `ALLOWED_OPTIONS`.
+        blank categories, model options outside `ALLOWED_OPTIONS`, or the example bank without few-shot.
         """
         with self._uow() as uow:
             base = uow.prompts.active(command.name)
@@ -121,6 +121,11 @@ class AddPromptVersion:
             example_bank = (
                 command.example_bank if command.example_bank is not None else base.example_bank if base else False
             )
+            if example_bank and few_shot_k == 0:
+                raise InvalidPrompt(
+                    "example_bank needs few_shot_k > 0 (the bank settles beside the neighbours' vote):"
+                    " set few_shot_k, or example_bank false"
+                )
             if not 0 <= few_shot_k <= FEW_SHOT_K_MAX:
                 raise InvalidPrompt(f"few_shot_k must be between 0 and {FEW_SHOT_K_MAX}, got {few_shot_k}")
             if not 0.0 <= threshold <= 1.0:

@@ -15,8 +15,8 @@ With the vote, each label scores `model weight x the model's probability + bank 
 probability + the rest x its share of the vote`, and the best-scoring label is the answer: a model unsure
 of its answer is overruled by examples that agree with each other. The bank takes part only for a prompt
 version that settles with it (`Prompt.example_bank`); then a server without logprobs leaves the vote and the
-bank to decide (the model's weight is 0). Without the bank or the model's probability, the model's label
-stands and its share of the vote is the confidence (unless the model's weight is 0: then the vote decides
+bank to decide (the model's weight is 0). Without both the bank and the model's probability, the model's
+label stands and its share of the vote is the confidence (unless the model's weight is 0: then the vote decides
 alone). Without the vote (no example found), the model's label stands and its probability is the
 confidence. With no signal, the confidence is 0, so the answer goes to review. The category's confidence,
 calibrated when the prompt version has a calibration, is the answer's.
@@ -36,7 +36,7 @@ CATEGORY_MODEL_WEIGHT = 0.05
 PRIORITY_MODEL_WEIGHT = 0.0
 """How much the model's own probabilities count against the neighbours' vote. Chosen on an evaluation of all
 600 shipped starter examples with the offline model (each never shown itself; README, Quality), not on the
-sample the README reports. For the category, the vote alone was right on 58.7%; the more the model weighed, the
+sample the README reports. For the category, the vote alone was right on 58.8%; the more the model weighed, the
 more often it overruled a right vote (0.3: 57.8%, 0.5: 54.2%), and only a small weight, where the model breaks
 the vote's near-ties, did better (0.05: 59.7%, 10 tickets won and 5 lost against the vote). For the priority
 the vote alone did best (47.8%; 0.05: 46.8%, 0.3: 44.7%), so the model's priority only breaks exact ties and
@@ -46,7 +46,7 @@ PRIORITY_BANK_WEIGHT = 0.3
 """How much the example bank's classifier counts, chosen the same way: each of the 600 starter examples
 classified by the other 599 (as `triage eval` does), version 4's answers on them re-settled with the
 bank's probabilities (`bench/settling_weights.py` on a version-5 run measures the same). Category
-(the vote alone: 58.7%): 0.2 71.2%, 0.3 72.3%, 0.4 73.2%, 0.5 71.5%. Priority (the vote alone: 47.8%): 0.3
+(the vote alone: 58.8%): 0.2 71.2%, 0.3 72.3%, 0.4 73.2%, 0.5 71.5%. Priority (the vote alone: 47.8%): 0.3
 53.7%, 0.5 53.3%, 1.0 53.3%. Either signal alone does worse than both: the vote knows which examples are
 nearly the same ticket, the classifier which words mark a label across all of them."""
 

@@ -281,10 +281,11 @@ class AttemptsTransaction:
         if not prompt.example_bank:
             return nearest, {}
         counts = self.uow.examples.bank_counts(queries, exclude_same_text=False)
+        # A ticket without neighbours has no vote for the bank to stand beside: its model's answer stands.
         banks = {
             t.id: BankOpinion.of(counts[t.id], t.title, t.description, prompt.categories)
             for t in tickets
-            if t.id in counts
+            if t.id in counts and nearest.get(t.id)
         }
         return nearest, banks
 
