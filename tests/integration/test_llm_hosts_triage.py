@@ -70,8 +70,19 @@ def test_a_batch_over_two_hosts_logs_the_host_of_each_attempt_and_skips_a_refusi
     assert {outcome for outcome, _ in logs} == {"SUCCEEDED"}
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """Ports nothing listens on, all different: two calls of `free_port` may return the same one."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def test_when_no_host_is_reached_the_attempts_are_logged_but_not_counted(database_url: str, clean_db: object) -> None:
-    container = container_on(database_url, f"http://127.0.0.1:{free_port()},http://127.0.0.1:{free_port()}")
+    first, second = distinct_free_ports(2)
+    container = container_on(database_url, f"http://127.0.0.1:{first},http://127.0.0.1:{second}")
     try:
         triage_tickets(container, 3)
 
