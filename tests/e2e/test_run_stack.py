@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.support.fake_ollama import FakeOllama
+from tests.support.ports import distinct_free_ports
 from tests.support.webhook_receiver import webhook_receiver
-from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres, free_port
+from triage_pipeline.infrastructure.embedded_postgres import EmbeddedPostgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRIAGE = str(Path(sys.executable).parent / "triage")
@@ -104,7 +105,7 @@ def stack(
     pg_server: EmbeddedPostgres, database_url: str, fake_ollama: FakeOllama, tmp_path: Path
 ) -> Iterator[tuple[RunningStack, str]]:
     pg_server.ensure_database("dagster_run_stack")
-    api_port = free_port()
+    api_port, dagster_port, code_server_port = distinct_free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "LLM_", "DAGSTER_"))}
     env.update(
         DATABASE_URL=database_url,
@@ -113,8 +114,8 @@ def stack(
         LLM_BASE_URL=fake_ollama.url,
         ADMIN_API_KEY=ADMIN_KEY,
         API_PORT=str(api_port),
-        DAGSTER_PORT=str(free_port()),
-        DAGSTER_CODE_SERVER_PORT=str(free_port()),
+        DAGSTER_PORT=str(dagster_port),
+        DAGSTER_CODE_SERVER_PORT=str(code_server_port),
         LOG_LEVEL="INFO",
         TRIAGE_SCHEDULE_CRON="0 0 1 1 *",
         BACKLOG_MIN_JOBS="1000000",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.support.ports import distinct_free_ports
 from tests.support.scale_stack import ScaleStack, jobs_done_in_current_task, tasks_in_progress
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
@@ -129,19 +130,18 @@ def test_triage_run_with_the_celery_executor_sends_a_queued_batch_to_a_triage_wo
     """The user's path: `triage run` (daemon, sensors, run launcher) with TRIAGE_EXECUTOR=celery and one
     `triage worker` beside it; the API's queued batch is triaged on the worker."""
     from tests.e2e.test_run_stack import ADMIN_KEY, TRIAGE, RunningStack, _triage_one_ticket
-    from triage_pipeline.infrastructure.embedded_postgres import free_port
 
     pg_server.ensure_database("dagster_celery_run")
     with ScaleStack(database_url, tmp_path, dagster_db_name="dagster_celery_run") as stack:
         stack.start_redis()
         stack.start_host(latency_s=0.05)
         worker = stack.start_worker()
-        api_port = free_port()
+        api_port, dagster_port, code_server_port = distinct_free_ports(3)
         env = stack.env(
             ADMIN_API_KEY=ADMIN_KEY,
             API_PORT=str(api_port),
-            DAGSTER_PORT=str(free_port()),
-            DAGSTER_CODE_SERVER_PORT=str(free_port()),
+            DAGSTER_PORT=str(dagster_port),
+            DAGSTER_CODE_SERVER_PORT=str(code_server_port),
             TRIAGE_SCHEDULE_CRON="0 0 1 1 *",
             BACKLOG_MIN_JOBS="1000000",
             BACKLOG_MAX_AGE_S="1000000",

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.fake_ollama import Behaviour, FakeOllama
 from tests.support.ollama_contract import rendered
+from tests.support.ports import distinct_free_ports
 from triage_pipeline.domain.llm_errors import (
     InvalidJsonOutput,
     LlmHttpError,
@@ -323,7 +324,7 @@ def test_a_probe_goes_alone_to_the_host_the_other_calls_keep_away(
 
 
 def test_every_host_refusing_connections_raises_llm_unreached_naming_them(pool_of: PoolOf) -> None:
-    first, second = nowhere(), nowhere()
+    first, second = (f"http://127.0.0.1:{port}" for port in distinct_free_ports(2))
     pool = pool_of((first, 2), (second, 2))
 
     with pytest.raises(LlmUnreached) as caught:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.fake_ollama import FakeOllama
+from tests.support.ports import distinct_free_ports
 from triage_pipeline.application.batches import CreateBatch, CreateBatchCommand
 from triage_pipeline.application.intake import CreateTickets, CreateTicketsCommand, NewTicket
 from triage_pipeline.application.llm_hosts import CheckLlmHosts, LlmHostsQuery
@@ -68,16 +69,6 @@ def test_a_batch_over_two_hosts_logs_the_host_of_each_attempt_and_skips_a_refusi
     }
     assert fake_ollama.chats_answered > second_ollama.chats_answered > 0
     assert {outcome for outcome, _ in logs} == {"SUCCEEDED"}
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    """Ports nothing listens on, all different: two calls of `free_port` may return the same one."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def test_when_no_host_is_reached_the_attempts_are_logged_but_not_counted(database_url: str, clean_db: object) -> None:
