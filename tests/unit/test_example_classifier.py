@@ -99,9 +99,8 @@ def test_an_owners_bank_merged_with_the_shared_one_adds_their_counts() -> None:
 
 def test_the_opinion_covers_the_category_and_the_priority() -> None:
     priority = counts_of([(t, d, "urgent" if label == "outage" else "normal") for t, d, label in LABELLED])
-    opinion = BankOpinion.of(
-        BankEvidence(counts_of(LABELLED), priority), "Site down", "gateway error", ("billing", "outage")
-    )
+    evidence = BankEvidence(counts_of(LABELLED), priority, classifier_terms("Site down", "gateway error"))
+    opinion = BankOpinion.of(evidence, ("billing", "outage"))
     assert max(opinion.category, key=opinion.category.__getitem__) == "outage"
     assert max(opinion.priority, key=opinion.priority.__getitem__) == "urgent"
 

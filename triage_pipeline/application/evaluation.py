@@ -151,9 +151,7 @@ class EvaluatePrompts:
         return [
             (
                 found.get(key, []),
-                BankOpinion.of(counts[key], item.title, item.description, prompt.categories)
-                if key in counts
-                else BankOpinion(),
+                BankOpinion.of(counts[key], prompt.categories) if key in counts else BankOpinion(),
             )
             for key, item in zip(keys, command.items, strict=True)
         ]

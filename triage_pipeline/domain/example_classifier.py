@@ -17,7 +17,7 @@ best for the priority (55.0%; 300: 53.5%). The vote alone: 58.7% and 47.8%.
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from triage_pipeline.domain.triage_answer import Priority
@@ -89,14 +89,24 @@ class BankCounts:
 
 @dataclass(frozen=True, slots=True)
 class BankEvidence:
-    """The counts of the examples one ticket may learn from (its owner's and the shared ones), per field."""
+    """The counts of the examples one ticket may learn from (its owner's and the shared ones), per field,
+    read for `terms`: the ticket's own (`classifier_terms`), computed once by whoever read the counts."""
 
     category: BankCounts = field(default_factory=BankCounts)
     priority: BankCounts = field(default_factory=BankCounts)
+    terms: tuple[str, ...] = ()
 
     def without(self, category: str, priority: str, terms: Sequence[str]) -> "BankEvidence":
-        """Less one example (see `BankCounts.without`)."""
-        return BankEvidence(self.category.without(category, terms), self.priority.without(priority, terms))
+        """Less one example with these labels and these terms (see `BankCounts.without`)."""
+        return replace(
+            self, category=self.category.without(category, terms), priority=self.priority.without(priority, terms)
+        )
+
+    def merged(self, other: "BankEvidence") -> "BankEvidence":
+        """Both banks' counts added up, per field (see `BankCounts.merged`); the terms are these ones."""
+        return replace(
+            self, category=self.category.merged(other.category), priority=self.priority.merged(other.priority)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +117,11 @@ class BankOpinion:
     priority: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, evidence: BankEvidence, title: str, description: str, categories: Sequence[str]) -> "BankOpinion":
-        """What `evidence` says of this ticket's text, its category among `categories`."""
-        terms = classifier_terms(title, description)
+    def of(cls, evidence: BankEvidence, categories: Sequence[str]) -> "BankOpinion":
+        """What `evidence` says of the ticket it was read for, its category among `categories`."""
         return cls(
-            label_probabilities(terms, evidence.category, categories),
-            label_probabilities(terms, evidence.priority, [p.value for p in Priority]),
+            label_probabilities(evidence.terms, evidence.category, categories),
+            label_probabilities(evidence.terms, evidence.priority, [p.value for p in Priority]),
         )
 
 

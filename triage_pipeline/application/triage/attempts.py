@@ -283,7 +283,7 @@ class AttemptsTransaction:
         counts = self.uow.examples.bank_counts(queries, exclude_same_text=False)
         # A ticket without neighbours has no vote for the bank to stand beside: its model's answer stands.
         banks = {
-            t.id: BankOpinion.of(counts[t.id], t.title, t.description, prompt.categories)
+            t.id: BankOpinion.of(counts[t.id], prompt.categories)
             for t in tickets
             if t.id in counts and nearest.get(t.id)
         }

@@ -9,6 +9,7 @@ exactly after all. The result is approximate: benchmark 9 reports how close it c
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import cast
 from uuid import UUID
 
@@ -247,12 +248,8 @@ class SqlExampleRepository:
             return BankEvidence(counts["category"], counts["priority"])
 
         shared = bank(None)
-        scopes = {
-            owner_id: BankEvidence(shared.category.merged(own.category), shared.priority.merged(own.priority))
-            for owner_id in owners
-            for own in [bank(owner_id)]
-        }
-        found = {q.key: scopes.get(q.owner_id, shared) if q.owner_id else shared for q in queries}
+        scopes: dict[UUID | None, BankEvidence] = {owner_id: shared.merged(bank(owner_id)) for owner_id in owners}
+        found = {q.key: replace(scopes.get(q.owner_id, shared), terms=terms[q.key]) for q in queries}
         if exclude_same_text:
             keys = {q.key: text_key(q.title, q.description) for q in queries}
             same: dict[str, list[tuple[UUID | None, str, str, list[str]]]] = defaultdict(list)
