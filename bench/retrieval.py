@@ -19,6 +19,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -28,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _support import Postgres, Row, percentile, psycopg_dsn, require, run_standalone, say
 
 from triage_pipeline.domain.example import TriageExample, search_text, text_key
-from triage_pipeline.domain.example_classifier import classifier_terms, terms_text
+from triage_pipeline.domain.example_classifier import BankEvidence, classifier_terms, terms_text
 from triage_pipeline.domain.owner import DEFAULT_OWNER_ID
+from triage_pipeline.domain.ports import ExampleQuery, UnitOfWork
 from triage_pipeline.domain.similarity_bands import similarity_bands
 from triage_pipeline.domain.triage_answer import DEFAULT_CATEGORIES
 
@@ -124,9 +126,16 @@ def seed(dsn: str, count: int) -> None:
         conn.execute("VACUUM ANALYZE triage_examples")
 
 
-def bank_timings(url: str, queries: list[dict[str, str]], group: int, rounds: int) -> list[float]:
-    """Milliseconds per call of `bank_counts` for `group` tickets at once, over `rounds` calls."""
-    from triage_pipeline.domain.ports import ExampleQuery
+def timings[T](
+    url: str,
+    queries: list[dict[str, str]],
+    group: int,
+    rounds: int,
+    read: Callable[[UnitOfWork, list[ExampleQuery]], T],
+    check: Callable[[list[ExampleQuery], T], None],
+) -> list[float]:
+    """Milliseconds per call of `read` for `group` tickets at once, over `rounds` calls; `check` (not timed)
+    refuses a call that found too little."""
     from triage_pipeline.infrastructure.db.engine import make_engine
     from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
 
@@ -137,39 +146,33 @@ def bank_timings(url: str, queries: list[dict[str, str]], group: int, rounds: in
         asked = [ExampleQuery(uuid4(), DEFAULT_OWNER_ID, q["title"], q["description"]) for q in chosen]
         with uow() as tx:
             began = time.perf_counter()
-            found = tx.examples.bank_counts(asked, exclude_same_text=False)
+            found = read(tx, asked)
             times.append((time.perf_counter() - began) * 1000)
-        require(all(found[a.key].category.labels for a in asked), "the bank classifier found no counts")
+        check(asked, found)
     uow.engine.dispose()
     return times
 
 
-def timings(url: str, queries: list[dict[str, str]], group: int, rounds: int) -> list[float]:
-    """Milliseconds per statement of `nearest` for `group` tickets at once, over `rounds` statements."""
-    from triage_pipeline.domain.ports import ExampleQuery
-    from triage_pipeline.infrastructure.db.engine import make_engine
-    from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
+def nearest(tx: UnitOfWork, asked: list[ExampleQuery]) -> dict[UUID, list[TriageExample]]:
+    return tx.examples.nearest(asked, K, DEFAULT_CATEGORIES, exclude_same_text=True)
 
-    uow = SqlUnitOfWorkFactory(make_engine(url))
-    times: list[float] = []
-    found_total = 0
-    for i in range(rounds):
-        chosen = [queries[(i * group + j) % len(queries)] for j in range(group)]
-        asked = [ExampleQuery(uuid4(), DEFAULT_OWNER_ID, q["title"], q["description"]) for q in chosen]
-        with uow() as tx:
-            began = time.perf_counter()
-            found = tx.examples.nearest(asked, K, DEFAULT_CATEGORIES, exclude_same_text=True)
-            times.append((time.perf_counter() - began) * 1000)
-        found_total += sum(len(v) for v in found.values())
-    require(found_total == rounds * group * K, f"retrieval returned {found_total} examples, not {rounds * group * K}")
-    uow.engine.dispose()
-    return times
+
+def all_k_found(asked: list[ExampleQuery], found: dict[UUID, list[TriageExample]]) -> None:
+    total = sum(len(v) for v in found.values())
+    require(total == len(asked) * K, f"retrieval returned {total} examples, not {len(asked) * K}")
+
+
+def bank_counts(tx: UnitOfWork, asked: list[ExampleQuery]) -> dict[UUID, BankEvidence]:
+    return tx.examples.bank_counts(asked, exclude_same_text=False)
+
+
+def counts_found(asked: list[ExampleQuery], found: dict[UUID, BankEvidence]) -> None:
+    require(all(found[a.key].category.labels for a in asked), "the bank classifier found no counts")
 
 
 def closeness(url: str, queries: list[dict[str, str]]) -> tuple[float, float, float]:
     """Mean similarity of the k found (as `nearest` runs at this size) and of the exact k nearest, and the
     share of the exact ones found, over all the queries."""
-    from triage_pipeline.domain.ports import ExampleQuery
     from triage_pipeline.infrastructure.db.engine import make_engine
     from triage_pipeline.infrastructure.db.example_repository import SqlExampleRepository
     from triage_pipeline.infrastructure.db.unit_of_work import SqlUnitOfWorkFactory
@@ -198,14 +201,14 @@ def run(pg: Postgres, quick: bool) -> list[Row]:
     say(f"benchmark 9: seeding {count:,} examples")
     seed(psycopg_dsn(url), count)
     queries = [json.loads(line) for line in (DATA / "tickets_labelled.jsonl").read_text().splitlines() if line]
-    timings(url, queries, 1, 10)  # warm-up: connections, statement cache, index pages
+    timings(url, queries, 1, 10, nearest, all_k_found)  # warm-up: connections, statement cache, index pages
     say(f"benchmark 9: {rounds} single-ticket retrievals and {rounds // 4} of {GROUP} tickets at once")
-    single = timings(url, queries, 1, rounds)
-    grouped = timings(url, queries, GROUP, rounds // 4)
+    single = timings(url, queries, 1, rounds, nearest, all_k_found)
+    grouped = timings(url, queries, GROUP, rounds // 4, nearest, all_k_found)
     found_similarity, exact_similarity, shared = closeness(url, queries)
-    bank_timings(url, queries, 1, 10)  # warm-up
-    bank_single = bank_timings(url, queries, 1, rounds)
-    bank_grouped = bank_timings(url, queries, GROUP, rounds // 4)
+    timings(url, queries, 1, 10, bank_counts, counts_found)  # warm-up
+    bank_single = timings(url, queries, 1, rounds, bank_counts, counts_found)
+    bank_grouped = timings(url, queries, GROUP, rounds // 4, bank_counts, counts_found)
     p95 = percentile(single, 95)
     return [
         Row(
